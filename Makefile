@@ -1,0 +1,43 @@
+# linky-stream — the two commands a newcomer needs:
+#   make run    set everything up (virtualenv, deps, Kafka + Redis) and run the main job
+#   make test   set everything up and run the whole test suite against the real stack
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test venv stack-up stack-down stack-status stack-reset bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+stack-up: venv
+	$(PY) -m deploy.local up
+
+stack-down:
+	$(PY) -m deploy.local down
+
+stack-status:
+	$(PY) -m deploy.local status
+
+stack-reset:
+	$(PY) -m deploy.local reset
+
+# The main job: see README "make run". DEVICE=/dev/serial/by-id/... reads a real dongle.
+run: stack-up
+	$(PY) -m stream.demo $(if $(DEVICE),--device $(DEVICE),)
+
+# Tests bring the stack up themselves (tests/conftest.py) and stop what they started.
+test: venv
+	$(PY) -m deploy.local fetch >/dev/null
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) bench/decode.py
+
+clean: stack-down
+	rm -rf $(VENV) .stack .cache

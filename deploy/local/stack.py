@@ -1,0 +1,449 @@
+"""The local stack: a real single-node Apache Kafka (KRaft) broker and a real redis-server.
+
+Everything runs on 127.0.0.1 and lives under one git-ignored folder (``.stack/`` by default):
+
+    .stack/kafka/server.properties   broker+controller config (written on ``up``)
+    .stack/kafka/data/               KRaft metadata and topic data
+    .stack/redis/                    redis working dir
+    .stack/logs/kafka/server.log     broker log (log4j2), .stack/logs/kafka.out (JVM stdout/stderr)
+    .stack/logs/redis.log            redis log
+    .stack/run/{kafka,redis}.pid     pids of the processes *we* started
+
+Kafka's jars are resolved from Maven Central with ``mvn`` (the broker artifact
+``org.apache.kafka:kafka_2.13`` and its runtime dependencies, plus the log4j2 binding
+that Kafka 4's POM does not bring in; see ../shared/stack.md section 3) into a cache that
+survives clean clones (``~/.cache/linky-stream`` by default).
+
+Usage: ``python -m deploy.local up|down|status|reset|fetch`` (also the ``linky-stack`` script).
+Only the standard library is used so that the stack can be driven before the virtualenv exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+# Kafka 4.4 is the newest line on Maven Central; aiokafka 0.14 + faust-streaming 0.15.3 were
+# checked against it (produce, consumer groups, topic creation, transactions):
+# tests/integration/test_stack.py keeps proving it.
+KAFKA_VERSION = os.environ.get("LINKY_KAFKA_VERSION", "4.4.0")
+LOG4J_VERSION = "2.25.5"  # the log4j2 version Kafka 4.x itself pins
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+
+
+class StackError(RuntimeError):
+    """A service could not be set up or started; the message says why and where to look."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where the stack lives and which ports it uses (env vars ``LINKY_STACK_*``, ``LINKY_*_PORT``)."""
+
+    stack_dir: Path
+    cache_dir: Path
+    kafka_port: int
+    controller_port: int
+    redis_port: int
+    kafka_heap: str
+
+    @classmethod
+    def from_env(cls) -> "StackConfig":
+        env = os.environ
+        cache_home = Path(env.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return cls(
+            stack_dir=Path(env.get("LINKY_STACK_DIR", REPO_ROOT / ".stack")).resolve(),
+            cache_dir=Path(env.get("LINKY_CACHE_DIR", cache_home / "linky-stream")).resolve(),
+            kafka_port=int(env.get("LINKY_KAFKA_PORT", "9092")),
+            controller_port=int(env.get("LINKY_KAFKA_CONTROLLER_PORT", "9093")),
+            redis_port=int(env.get("LINKY_REDIS_PORT", "6379")),
+            kafka_heap=env.get("LINKY_KAFKA_HEAP", "768m"),
+        )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.cache_dir / f"kafka-{KAFKA_VERSION}" / "libs"
+
+    @property
+    def logs(self) -> Path:
+        return self.stack_dir / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.stack_dir / "run"
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def up(cfg: StackConfig | None = None, *, timeout: float = 120.0, quiet: bool = False) -> dict[str, bool]:
+    """Start Kafka and Redis unless already running; wait until both are healthy.
+
+    Returns ``{"kafka": started_now, "redis": started_now}``. Idempotent.
+    """
+    cfg = cfg or StackConfig.from_env()
+    say = (lambda *_: None) if quiet else _say
+    for d in (cfg.logs, cfg.run, cfg.stack_dir / "kafka" / "data", cfg.stack_dir / "redis"):
+        d.mkdir(parents=True, exist_ok=True)
+    fetch_kafka(cfg, quiet=quiet)
+    ensure_redis_server(quiet=quiet)
+    started = {"kafka": False, "redis": False}
+    if _running_pid(cfg, "redis") is None:
+        _refuse_taken_port(cfg.redis_port, "redis", "LINKY_REDIS_PORT")
+        _start_redis(cfg)
+        started["redis"] = True
+        say(f"redis: started on 127.0.0.1:{cfg.redis_port}")
+    if _running_pid(cfg, "kafka") is None:
+        _refuse_taken_port(cfg.kafka_port, "kafka", "LINKY_KAFKA_PORT")
+        _refuse_taken_port(cfg.controller_port, "kafka controller", "LINKY_KAFKA_CONTROLLER_PORT")
+        _start_kafka(cfg)
+        started["kafka"] = True
+        say(f"kafka: started on {cfg.bootstrap_servers} (Apache Kafka {KAFKA_VERSION}, KRaft)")
+    wait_healthy(cfg, timeout=timeout)
+    say(f"stack healthy: kafka {cfg.bootstrap_servers}, redis {cfg.redis_url}; data and logs in {cfg.stack_dir}")
+    return started
+
+
+def down(cfg: StackConfig | None = None, *, quiet: bool = False) -> list[str]:
+    """Stop exactly the processes this stack started (by pid file). Returns the names stopped."""
+    cfg = cfg or StackConfig.from_env()
+    stopped = []
+    for name in ("kafka", "redis"):
+        pid = _running_pid(cfg, name)
+        pidfile = cfg.run / f"{name}.pid"
+        if pid is not None:
+            _terminate(pid, grace=30.0)
+            stopped.append(name)
+            if not quiet:
+                _say(f"{name}: stopped (pid {pid})")
+        pidfile.unlink(missing_ok=True)
+    return stopped
+
+
+def status(cfg: StackConfig | None = None) -> dict[str, dict[str, object]]:
+    """Report each service: pid (ours, alive) or None, port, healthy."""
+    cfg = cfg or StackConfig.from_env()
+    return {
+        "kafka": {
+            "pid": _running_pid(cfg, "kafka"),
+            "address": cfg.bootstrap_servers,
+            "healthy": _kafka_healthy(cfg),
+            "log": str(cfg.logs / "kafka" / "server.log"),
+        },
+        "redis": {
+            "pid": _running_pid(cfg, "redis"),
+            "address": f"127.0.0.1:{cfg.redis_port}",
+            "healthy": _redis_ping(cfg.redis_port),
+            "log": str(cfg.logs / "redis.log"),
+        },
+    }
+
+
+def wait_healthy(cfg: StackConfig, *, timeout: float = 120.0) -> None:
+    """Wait until Kafka answers a metadata request and Redis answers PING, or raise StackError."""
+    deadline = time.monotonic() + timeout
+    checks = {"redis": lambda: _redis_ping(cfg.redis_port), "kafka": lambda: _kafka_healthy(cfg)}
+    logs = {"redis": cfg.logs / "redis.log", "kafka": cfg.logs / "kafka" / "server.log"}
+    for name, check in checks.items():
+        while not check():
+            if _running_pid(cfg, name) is None:
+                raise StackError(f"{name} exited during start-up; see {logs[name]}\n{_tail(logs[name])}")
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"{name} did not become healthy within {timeout:.0f}s; see {logs[name]}\n{_tail(logs[name])}"
+                )
+            time.sleep(0.25)
+
+
+def fetch_kafka(cfg: StackConfig | None = None, *, quiet: bool = False) -> Path:
+    """Resolve the pinned Kafka broker and its runtime jars from Maven Central into the cache."""
+    cfg = cfg or StackConfig.from_env()
+    libs = cfg.kafka_libs
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    for tool in ("java", "mvn"):
+        if shutil.which(tool) is None:
+            raise StackError(f"`{tool}` is not installed: Java 17+ and Maven are needed to run Kafka "
+                             f"(Debian: apt-get install openjdk-17-jre-headless maven)")
+    if not quiet:
+        _say(f"kafka: resolving org.apache.kafka:kafka_2.13:{KAFKA_VERSION} from Maven Central into {libs}")
+    tmp = libs.with_name("libs.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    cmd = [
+        "mvn", "-B", "-q", "-f", str(HERE / "kafka-pom.xml"),
+        f"-Dkafka.version={KAFKA_VERSION}", f"-Dlog4j.version={LOG4J_VERSION}",
+        f"{DEPENDENCY_PLUGIN}:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not any(tmp.glob(f"kafka_2.13-{KAFKA_VERSION}.jar")):
+        raise StackError(f"mvn could not resolve Kafka {KAFKA_VERSION}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    shutil.rmtree(libs, ignore_errors=True)
+    tmp.rename(libs)
+    marker.write_text(KAFKA_VERSION)
+    return libs
+
+
+def ensure_redis_server(*, quiet: bool = False) -> str:
+    """Return the redis-server path, installing Debian's package if it is missing and we are root."""
+    path = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+    if path:
+        return path
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise StackError("redis-server is not installed; install it (Debian: apt-get install redis-server)")
+    if not quiet:
+        _say("redis: installing Debian package redis-server")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise StackError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    path = shutil.which("redis-server") or "/usr/bin/redis-server"
+    # Debian's post-install may start its own service on 6379: it is not ours, stop it.
+    subprocess.run(["service", "redis-server", "stop"], capture_output=True)
+    return path
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _start_redis(cfg: StackConfig) -> None:
+    workdir = cfg.stack_dir / "redis"
+    cmd = [
+        ensure_redis_server(quiet=True), "--bind", "127.0.0.1", "--port", str(cfg.redis_port),
+        "--dir", str(workdir), "--logfile", str(cfg.logs / "redis.log"),
+        "--daemonize", "no", "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+    ]
+    _spawn(cfg, "redis", cmd, cfg.logs / "redis.out")
+
+
+def _start_kafka(cfg: StackConfig) -> None:
+    kdir = cfg.stack_dir / "kafka"
+    props = kdir / "server.properties"
+    props.write_text(_server_properties(cfg))
+    classpath = f"{cfg.kafka_libs}/*"
+    logopts = [f"-Dkafka.logs.dir={cfg.logs / 'kafka'}", f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}"]
+    (cfg.logs / "kafka").mkdir(parents=True, exist_ok=True)
+    if not (kdir / "data" / "meta.properties").exists():
+        fmt = subprocess.run(
+            ["java", *logopts, "-cp", classpath, "kafka.tools.StorageTool", "format",
+             "-t", _cluster_id(), "-c", str(props), "--ignore-formatted"],
+            capture_output=True, text=True,
+        )
+        if fmt.returncode != 0:
+            raise StackError(f"kafka storage format failed:\n{fmt.stdout[-2000:]}\n{fmt.stderr[-2000:]}")
+    cmd = [
+        "java", f"-Xms256m", f"-Xmx{cfg.kafka_heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+        "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true", *logopts,
+        f"-Dlinky.stack={cfg.stack_dir}", "-cp", classpath, "kafka.Kafka", str(props),
+    ]
+    _spawn(cfg, "kafka", cmd, cfg.logs / "kafka.out")
+
+
+def _server_properties(cfg: StackConfig) -> str:
+    return "\n".join([
+        "# written by deploy/local/stack.py; single-node KRaft broker+controller on 127.0.0.1",
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{cfg.controller_port}",
+        f"listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},CONTROLLER://127.0.0.1:{cfg.controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port}",
+        "inter.broker.listener.name=PLAINTEXT",
+        "controller.listener.names=CONTROLLER",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"log.dirs={cfg.stack_dir / 'kafka' / 'data'}",
+        "num.partitions=4",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=4",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "transaction.state.log.num.partitions=4",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        # Off on purpose: a producer racing a Faust worker would auto-create a topic with the
+        # wrong partition count and break co-partitioned tables. Topics are created explicitly.
+        "auto.create.topics.enable=false",
+        "num.network.threads=2",
+        "num.io.threads=2",
+        "log.segment.bytes=16777216",
+        "",
+    ])
+
+
+def _cluster_id() -> str:
+    # Same format as Kafka's Uuid.toString(): URL-safe base64 without padding, not starting with '-'.
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
+def _spawn(cfg: StackConfig, name: str, cmd: list[str], out: Path) -> None:
+    # Each service runs with its working directory inside the stack folder: that is how
+    # _running_pid recognises our processes (redis-server rewrites its command line).
+    with open(out, "ab") as sink:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=cfg.stack_dir / name)
+    (cfg.run / f"{name}.pid").write_text(f"{proc.pid}\n")
+
+
+def _running_pid(cfg: StackConfig, name: str) -> int | None:
+    """The pid in our pid file if that process is alive and is really ours (not a reused pid)."""
+    pidfile = cfg.run / f"{name}.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+    if state == "Z":
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return None
+    return pid if cwd == cfg.stack_dir / name or cfg.stack_dir / name in cwd.parents else None
+
+
+def _terminate(pid: int, *, grace: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        if not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _refuse_taken_port(port: int, what: str, env_var: str) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise StackError(
+                f"port {port} (for {what}) is already in use by a process this stack did not start; "
+                f"stop it or choose another port with {env_var}=..."
+            ) from None
+
+
+# --------------------------------------------------------------------------- health checks
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+            s.sendall(b"*1\r\n$4\r\nPING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _kafka_healthy(cfg: StackConfig) -> bool:
+    """A Metadata request (v12, no topics) answered with our broker listed as node 1."""
+    try:
+        with socket.create_connection(("127.0.0.1", cfg.kafka_port), timeout=2.0) as s:
+            s.settimeout(2.0)
+            client_id = b"linky-stack"
+            # Request header v2 (flexible): api_key=3 Metadata, version 12, correlation id, client id,
+            # empty tagged fields; body: topics=null (compact array -> 0 means null),
+            # allow_auto_topic_creation=false, include_topic_authorized_operations=false, tags.
+            header = struct.pack(">hhih", 3, 12, 7, len(client_id)) + client_id + b"\x00"
+            body = b"\x00" + b"\x00" + b"\x00" + b"\x00"
+            payload = header + body
+            s.sendall(struct.pack(">i", len(payload)) + payload)
+            size = struct.unpack(">i", _recv_exact(s, 4))[0]
+            data = _recv_exact(s, size)
+    except (OSError, struct.error):
+        return False
+    # Response header v1: correlation id + tagged fields; body: throttle_time_ms, brokers compact array.
+    if struct.unpack(">i", data[:4])[0] != 7:
+        return False
+    brokers_plus_one = data[4 + 1 + 4]
+    return brokers_plus_one >= 2  # at least one broker registered
+
+
+def _recv_exact(s: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise OSError("connection closed")
+        buf += chunk
+    return buf
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"({path} does not exist)"
+
+
+def _say(msg: str) -> None:
+    print(f"[stack] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.local", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["up", "down", "status", "reset", "fetch", "env"])
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for health (up)")
+    args = parser.parse_args(argv)
+    cfg = StackConfig.from_env()
+    try:
+        if args.command == "up":
+            up(cfg, timeout=args.timeout)
+        elif args.command == "down":
+            if not down(cfg):
+                _say("nothing of ours was running")
+        elif args.command == "reset":
+            down(cfg, quiet=True)
+            shutil.rmtree(cfg.stack_dir, ignore_errors=True)
+            _say(f"removed {cfg.stack_dir}")
+        elif args.command == "fetch":
+            print(fetch_kafka(cfg))
+        elif args.command == "env":
+            print(f"LINKY_KAFKA_BOOTSTRAP={cfg.bootstrap_servers}\nLINKY_REDIS_URL={cfg.redis_url}")
+        else:
+            ok = True
+            for name, st in status(cfg).items():
+                state = f"running (pid {st['pid']})" if st["pid"] else "not running (ours)"
+                print(f"{name:6} {state:28} {st['address']:22} healthy={st['healthy']}  log={st['log']}")
+                ok = ok and bool(st["pid"]) and bool(st["healthy"])
+            return 0 if ok else 3
+    except StackError as exc:
+        print(f"[stack] ERROR: {exc}", file=sys.stderr)
+        return 1
+    return 0

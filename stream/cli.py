@@ -1,0 +1,20 @@
+"""``linky-stream`` console script: the stream worker and operator commands."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        print("usage: linky-stream worker [faust worker options]   run a stream worker (faust -A stream.app worker)")
+        return 0
+    if argv[0] == "worker":
+        from stream.app import app
+
+        sys.argv = ["linky-stream", "worker", *argv[1:]]
+        app.main()
+        return 0
+    print(f"linky-stream: unknown command {argv[0]!r}", file=sys.stderr)
+    return 2

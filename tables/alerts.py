@@ -1,0 +1,418 @@
+"""Alert episodes per PDL: a pure state machine that opens each kind once and clears it once.
+
+The alerts agent calls ``fold_reading`` for every normalized reading (teleinfo/reading.py) and
+``tick`` from a timer; both return ``(new_state, events)``. An event is ``open`` or ``clear``
+for one ``kind``; while an episode is open, nothing more is emitted for that kind, and clear
+conditions carry a hold time or hysteresis where a signal can flicker ("never a flood").
+
+Kinds (domain.md 4.5, 6 and 7):
+
+==================== ========================================= ===========================================
+kind                 opens                                     clears
+==================== ========================================= ===========================================
+overload             meter flag (STGE bit 7 / ADPS), or        flag off and power under the threshold
+                     power_va > share x subscribed power for   for ``overload_clear_seconds``
+                     ``overload_seconds``
+meter_silent         ``tick``: no reading for                  the next reading
+                     ``silent_seconds`` (reception clock)
+historic_mode        historic TIC mode on a producer contract  standard mode, or the contract is no
+                     (injection invisible, ask Enedis F185)    longer a producer offer
+index_backwards      a total index (import or export) lower    ``backwards_clear_seconds`` of readings
+                     than the previous reading's               without a new regression
+peak_period          the tariff period turns HP (peak), or a   the period is no longer peak
+                     mobile peak (STGE bits 30-31) is running
+red_period           the period is a red Tempo period (label   no longer red (one episode per red day,
+                     ROUGE/...JR, else STGE colour of today)   06:00 to 06:00)
+red_tomorrow         STGE says tomorrow is red                 that Tempo day starts, or tomorrow is
+                                                               announced non-red
+daily_budget         today's grid import > ``daily_budget_wh`` the day ends (reading or tick)
+battery_empty        battery projected empty by month end      projection above the margin, or month
+                     (tables/battery.projected_month_end_wh)   changes
+battery_full         the battery overflows (month overflow     level below capacity x (1 - hysteresis)
+                     grows while level >= capacity)
+==================== ========================================= ===========================================
+
+Reading fields used: pdl, mode ("standard"/"historic"), time (ISO-8601 with offset),
+tariff_period, import_wh and export_wh (total indexes), power_va, subscribed_kva, overload,
+status (decoded STGE, teleinfo/stge.py names: tempo_today/tempo_tomorrow in None/"blue"/"white"/
+"red", mobile_peak 0..3, overload). ``status_signals`` is the one adapter from that dict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Any, Mapping
+
+from tables.battery import BatteryState, month_key, period_kind, projected_month_end_wh, to_utc
+from tables.contracts import PARIS, ContractVersion, Offer, local_date
+
+SCHEMA_VERSION = 1
+KINDS = (
+    "overload", "meter_silent", "historic_mode", "index_backwards", "peak_period", "red_period",
+    "red_tomorrow", "daily_budget", "battery_empty", "battery_full",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Thresholds (per deployment; a per-PDL budget can be passed by building one per PDL)."""
+
+    overload_share: float = 1.0  # of subscribed power (kVA x 1000 VA)
+    overload_seconds: float = 30.0
+    overload_clear_seconds: float = 60.0
+    silent_seconds: float = 300.0
+    backwards_clear_seconds: float = 3600.0
+    daily_budget_wh: int | None = None  # None: no budget alert
+    peak_alerts: bool = True
+    battery_empty_clear_margin_wh: int = 1000
+    battery_full_hysteresis: float = 0.02
+
+
+@dataclass(frozen=True)
+class OpenAlert:
+    kind: str
+    since: datetime
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    pdl: str
+    kind: str
+    action: str  # "open" | "clear"
+    at: datetime
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON published on ``linky:{pdl}:alerts``."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "pdl": self.pdl,
+            "kind": self.kind,
+            "action": self.action,
+            "at": self.at.isoformat(),
+            "details": dict(self.details),
+        }
+
+
+@dataclass(frozen=True)
+class AlertState:
+    pdl: str | None = None
+    open: Mapping[str, OpenAlert] = field(default_factory=dict)
+    last_time: datetime | None = None  # meter time of the latest reading
+    last_seen: datetime | None = None  # reception clock of the latest reading
+    last_import_wh: int | None = None
+    last_export_wh: int | None = None
+    above_since: datetime | None = None  # power above the overload threshold since
+    calm_since: datetime | None = None  # overload condition false since (while open)
+    backwards_at: datetime | None = None
+    day: date | None = None
+    day_import_wh: int = 0
+    battery_overflow_seen: int = 0  # month overflow of the battery at the previous reading
+    battery_month: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusSignals:
+    overload: bool = False
+    tempo_today: str | None = None  # "blue" | "white" | "red" | None
+    tempo_tomorrow: str | None = None
+    mobile_peak: bool = False
+
+
+def status_signals(status: Mapping[str, Any] | None) -> StatusSignals:
+    """The fields of a decoded STGE dict (teleinfo/stge.py) the alerts use; None -> defaults."""
+    if not status:
+        return StatusSignals()
+    return StatusSignals(
+        overload=bool(status.get("overload")),
+        tempo_today=_colour(status.get("tempo_today")),
+        tempo_tomorrow=_colour(status.get("tempo_tomorrow")),
+        mobile_peak=bool(status.get("mobile_peak")),
+    )
+
+
+def fold_reading(
+    state: AlertState,
+    reading: Mapping[str, Any],
+    settings: AlertSettings,
+    *,
+    contract_version: ContractVersion | None = None,
+    battery: BatteryState | None = None,
+    now: datetime | None = None,
+) -> tuple[AlertState, list[AlertEvent]]:
+    """Fold one reading; ``now`` is the reception clock (default: the reading's time).
+
+    A reading not newer than the previous one only proves the meter is alive (it clears
+    ``meter_silent``); its values are ignored.
+    """
+    t = to_utc(datetime.fromisoformat(reading["time"]))
+    seen = to_utc(now) if now is not None else t
+    pdl = str(reading.get("pdl") or state.pdl or "")
+    ep = _Episodes(state, pdl)
+    ep.clear("meter_silent", seen)
+    st = replace(state, pdl=pdl, last_seen=seen if state.last_seen is None else max(seen, state.last_seen))
+    if state.last_time is not None and t <= state.last_time:
+        return replace(st, open=ep.open), ep.events
+    signals = status_signals(reading.get("status"))
+    st = _overload(st, ep, reading, signals, settings, t)
+    _historic_mode(ep, reading, contract_version, t)
+    st = _backwards_and_budget(st, ep, reading, settings, t)
+    _periods(ep, reading, signals, settings, t)
+    _red_tomorrow(ep, signals, t)
+    if contract_version is not None and battery is not None:
+        st = _battery(st, ep, contract_version, battery, settings, t)
+    return replace(st, open=ep.open, last_time=t), ep.events
+
+
+def tick(state: AlertState, now: datetime, settings: AlertSettings) -> tuple[AlertState, list[AlertEvent]]:
+    """Timer: open ``meter_silent`` after ``silent_seconds`` without a reading, and end the
+    daily budget episode at midnight even if the meter is silent."""
+    now = to_utc(now)
+    ep = _Episodes(state, state.pdl or "")
+    if state.last_seen is not None and (now - state.last_seen).total_seconds() > settings.silent_seconds:
+        ep.open_("meter_silent", state.last_seen, {"last_reading": state.last_seen.isoformat()})
+    if "daily_budget" in ep.open and state.day is not None and local_date(now) > state.day:
+        ep.clear("daily_budget", now)
+    return replace(state, open=ep.open), ep.events
+
+
+def render_open_alerts(state: AlertState) -> dict[str, Any]:
+    """The open-alerts table entry of a PDL (for the HTTP query and the snapshot key)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "pdl": state.pdl,
+        "open": [
+            {"kind": a.kind, "since": a.since.isoformat(), "details": dict(a.details)}
+            for a in sorted(state.open.values(), key=lambda a: (a.since, a.kind))
+        ],
+    }
+
+
+def tempo_colour(label: str | None) -> str | None:
+    """Tempo colour carried by a period label ("HP  ROUGE", "HCJR", "BBRHPJR"), else None."""
+    if not label:
+        return None
+    text = " ".join(label.upper().replace(".", " ").split())
+    if "ROUGE" in text or "RED" in text.split() or text.endswith("JR"):
+        return "red"
+    if "BLANC" in text or "WHITE" in text.split() or text.endswith("JW"):
+        return "white"
+    if "BLEU" in text or "BLUE" in text.split() or text.endswith("JB"):
+        return "blue"
+    return None
+
+
+def tempo_day(when: datetime) -> date:
+    """The Tempo day of an instant: days run 06:00 -> 06:00 Europe/Paris (domain.md 4.1)."""
+    return local_date(when) if _paris_hour(when) >= 6 else local_date(when) - timedelta(days=1)
+
+
+def state_to_dict(state: AlertState) -> dict[str, Any]:
+    def iso(v: datetime | date | None) -> str | None:
+        return None if v is None else v.isoformat()
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "pdl": state.pdl,
+        "open": [
+            {"kind": a.kind, "since": a.since.isoformat(), "details": dict(a.details)} for a in state.open.values()
+        ],
+        "last_time": iso(state.last_time),
+        "last_seen": iso(state.last_seen),
+        "last_import_wh": state.last_import_wh,
+        "last_export_wh": state.last_export_wh,
+        "above_since": iso(state.above_since),
+        "calm_since": iso(state.calm_since),
+        "backwards_at": iso(state.backwards_at),
+        "day": iso(state.day),
+        "day_import_wh": state.day_import_wh,
+        "battery_overflow_seen": state.battery_overflow_seen,
+        "battery_month": state.battery_month,
+    }
+
+
+def state_from_dict(data: Mapping[str, Any]) -> AlertState:
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"unsupported alert state schema_version {data.get('schema_version')!r}")
+
+    def dt(v: str | None) -> datetime | None:
+        return None if v is None else datetime.fromisoformat(v)
+
+    return AlertState(
+        pdl=data.get("pdl"),
+        open={
+            a["kind"]: OpenAlert(a["kind"], datetime.fromisoformat(a["since"]), dict(a["details"]))
+            for a in data.get("open", [])
+        },
+        last_time=dt(data.get("last_time")),
+        last_seen=dt(data.get("last_seen")),
+        last_import_wh=data.get("last_import_wh"),
+        last_export_wh=data.get("last_export_wh"),
+        above_since=dt(data.get("above_since")),
+        calm_since=dt(data.get("calm_since")),
+        backwards_at=dt(data.get("backwards_at")),
+        day=None if data.get("day") is None else date.fromisoformat(data["day"]),
+        day_import_wh=int(data.get("day_import_wh", 0)),
+        battery_overflow_seen=int(data.get("battery_overflow_seen", 0)),
+        battery_month=data.get("battery_month"),
+    )
+
+
+# --------------------------------------------------------------------------- rules
+
+
+class _Episodes:
+    """Open/clear bookkeeping: emits an event only on a real transition."""
+
+    def __init__(self, state: AlertState, pdl: str) -> None:
+        self.open: dict[str, OpenAlert] = dict(state.open)
+        self.events: list[AlertEvent] = []
+        self.pdl = pdl
+
+    def open_(self, kind: str, at: datetime, details: Mapping[str, Any] | None = None) -> None:
+        if kind not in self.open:
+            self.open[kind] = OpenAlert(kind, at, dict(details or {}))
+            self.events.append(AlertEvent(self.pdl, kind, "open", at, dict(details or {})))
+
+    def clear(self, kind: str, at: datetime, details: Mapping[str, Any] | None = None) -> None:
+        if kind in self.open:
+            del self.open[kind]
+            self.events.append(AlertEvent(self.pdl, kind, "clear", at, dict(details or {})))
+
+    def set(self, kind: str, active: bool, at: datetime, details: Mapping[str, Any] | None = None) -> None:
+        if active:
+            self.open_(kind, at, details)
+        else:
+            self.clear(kind, at)
+
+
+def _overload(
+    st: AlertState,
+    ep: _Episodes,
+    reading: Mapping[str, Any],
+    signals: StatusSignals,
+    settings: AlertSettings,
+    t: datetime,
+) -> AlertState:
+    flag = bool(reading.get("overload")) or signals.overload
+    power, kva = reading.get("power_va"), reading.get("subscribed_kva")
+    threshold = settings.overload_share * kva * 1000 if kva else None
+    above = power is not None and threshold is not None and power > threshold
+    above_since = (st.above_since or t) if above else None
+    sustained = above_since is not None and (t - above_since).total_seconds() >= settings.overload_seconds
+    if flag or sustained:
+        ep.open_("overload", t, {"power_va": power, "threshold_va": threshold, "meter_flag": flag})
+    active = flag or above
+    calm_since = None if active else (st.calm_since or t)
+    if "overload" in ep.open and calm_since is not None:
+        if (t - calm_since).total_seconds() >= settings.overload_clear_seconds:
+            ep.clear("overload", t)
+    return replace(st, above_since=above_since, calm_since=calm_since)
+
+
+def _historic_mode(ep: _Episodes, reading: Mapping[str, Any], version: ContractVersion | None, t: datetime) -> None:
+    producer = version is not None and version.offer is not Offer.NONE
+    historic = str(reading.get("mode") or "").lower() in {"historic", "historique"}
+    ep.set("historic_mode", producer and historic, t, {"hint": "ask the supplier for standard TIC mode (Enedis F185)"})
+
+
+def _backwards_and_budget(
+    st: AlertState, ep: _Episodes, reading: Mapping[str, Any], settings: AlertSettings, t: datetime
+) -> AlertState:
+    imp, exp = reading.get("import_wh"), reading.get("export_wh")
+    went_back = (imp is not None and st.last_import_wh is not None and imp < st.last_import_wh) or (
+        exp is not None and st.last_export_wh is not None and exp < st.last_export_wh
+    )
+    backwards_at = st.backwards_at
+    if went_back:
+        backwards_at = t
+        ep.open_("index_backwards", t, {"import_wh": imp, "previous_import_wh": st.last_import_wh,
+                                        "export_wh": exp, "previous_export_wh": st.last_export_wh})  # fmt: skip
+    elif "index_backwards" in ep.open and backwards_at is not None:
+        if (t - backwards_at).total_seconds() >= settings.backwards_clear_seconds:
+            ep.clear("index_backwards", t)
+    # Today's grid import from index deltas (a regression re-baselines, never negative energy).
+    day = local_date(t)
+    day_import = st.day_import_wh if st.day == day else 0
+    if st.day is not None and day > st.day:
+        ep.clear("daily_budget", t)
+    if imp is not None and st.last_import_wh is not None and not went_back:
+        day_import += imp - st.last_import_wh
+    if settings.daily_budget_wh is not None and day_import > settings.daily_budget_wh:
+        details = {"day": day.isoformat(), "budget_wh": settings.daily_budget_wh, "import_wh": day_import}
+        ep.open_("daily_budget", t, details)
+    return replace(
+        st,
+        last_import_wh=imp if imp is not None else st.last_import_wh,
+        last_export_wh=exp if exp is not None else st.last_export_wh,
+        backwards_at=backwards_at,
+        day=day,
+        day_import_wh=day_import,
+    )
+
+
+def _periods(
+    ep: _Episodes, reading: Mapping[str, Any], signals: StatusSignals, settings: AlertSettings, t: datetime
+) -> None:
+    # A missing input (group dropped) keeps the episode as it is rather than clearing it.
+    label = reading.get("tariff_period")
+    if settings.peak_alerts and (label is not None or signals.mobile_peak):
+        peak = signals.mobile_peak or (label is not None and period_kind(label) == "HP")
+        ep.set("peak_period", peak, t, {"tariff_period": label, "mobile_peak": signals.mobile_peak})
+    colour = tempo_colour(label) or signals.tempo_today
+    if label is not None or signals.tempo_today is not None:
+        ep.set("red_period", colour == "red", t, {"tariff_period": label})
+
+
+def _red_tomorrow(ep: _Episodes, signals: StatusSignals, t: datetime) -> None:
+    today = tempo_day(t)
+    current = ep.open.get("red_tomorrow")
+    if current is not None:
+        target = date.fromisoformat(current.details["day"])
+        announced_other = signals.tempo_tomorrow not in (None, "red") and target == today + timedelta(days=1)
+        if today >= target or announced_other:
+            ep.clear("red_tomorrow", t)
+    if signals.tempo_tomorrow == "red":
+        ep.open_("red_tomorrow", t, {"day": (today + timedelta(days=1)).isoformat()})
+
+
+def _battery(
+    st: AlertState, ep: _Episodes, version: ContractVersion, battery: BatteryState, settings: AlertSettings, t: datetime
+) -> AlertState:
+    terms = version.battery if version.offer is Offer.VIRTUAL_BATTERY else None
+    if terms is None:
+        ep.clear("battery_empty", t)
+        ep.clear("battery_full", t)
+        return st
+    month = month_key(local_date(t))
+    projected = projected_month_end_wh(battery, t)
+    current = ep.open.get("battery_empty")
+    recovered = projected is not None and projected > settings.battery_empty_clear_margin_wh
+    if current is not None and (current.details.get("month") != month or recovered):
+        ep.clear("battery_empty", t)
+    if projected is not None and projected <= 0:
+        ep.open_("battery_empty", t, {"month": month, "level_wh": battery.level_wh, "projected_wh": projected})
+    row = battery.months.get(month)
+    overflow = row.overflow_wh if row is not None else 0
+    seen = st.battery_overflow_seen if st.battery_month == month else 0
+    capacity = terms.capacity_wh
+    if capacity is not None:
+        if "battery_full" in ep.open and battery.level_wh < capacity * (1 - settings.battery_full_hysteresis):
+            ep.clear("battery_full", t, {"level_wh": battery.level_wh})
+        if overflow > seen and battery.level_wh >= capacity:
+            ep.open_("battery_full", t, {"level_wh": battery.level_wh, "capacity_wh": capacity})
+    return replace(st, battery_overflow_seen=overflow, battery_month=month)
+
+
+def _colour(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (None, "blue", "white", "red")[value] if 0 <= value <= 3 else None
+    return tempo_colour(str(value))
+
+
+def _paris_hour(when: datetime) -> int:
+    return to_utc(when).astimezone(PARIS).hour

@@ -1,0 +1,66 @@
+"""Shared fixtures. The real local stack (Kafka KRaft + redis-server, deploy/local) is brought up
+once per session by the ``stack`` fixture, or reused if it is already running; whatever the
+session started it stops at the end (set LINKY_TEST_KEEP_STACK=1 to keep it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.local import stack as local_stack
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+FRAMES_DIR = SHARED_DIR / "tic" / "frames"
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[local_stack.StackConfig]:
+    cfg = local_stack.StackConfig.from_env()
+    try:
+        started = local_stack.up(cfg, timeout=180, quiet=True)
+    except local_stack.StackError as exc:
+        pytest.fail(f"the local stack could not be started: {exc}")
+    yield cfg
+    if any(started.values()) and not os.environ.get("LINKY_TEST_KEEP_STACK"):
+        local_stack.down(cfg, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack: local_stack.StackConfig) -> str:
+    return stack.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def redis_url(stack: local_stack.StackConfig) -> str:
+    return stack.redis_url
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """``unique_name("readings")`` -> a topic/group/key name no other test run uses."""
+    test = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
+
+    def make(prefix: str) -> str:
+        return f"t.{prefix}.{test}.{uuid.uuid4().hex[:10]}"
+
+    return make
+
+
+@pytest.fixture
+def frames_dir() -> Path:
+    if not FRAMES_DIR.is_dir():
+        pytest.skip(f"real TIC frames not found at {FRAMES_DIR} (the shared/ folder beside the checkout)")
+    return FRAMES_DIR
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
