@@ -280,6 +280,21 @@ def print_table(rows: list[tuple[str, dict[str, dict[str, float] | str]]],
             share = f"{r['frames']:,}/{r['total']:,}"
             print(f"| {corpus} | {decoder} | {share} | {fps:,.0f} | {mbps:.2f} | {ratio} |")
 
+    print("\nPooled over the standard corpora each decoder supports (frames / total time):")
+    for decoder in ("ours (decode + reading)", "enedis-tic 0.2.0"):
+        timed = [r[decoder] for c, r in rows if c.startswith("standard")
+                 and isinstance(r.get(decoder), dict)]
+        frames = sum(t["frames"] for t in timed)
+        seconds = sum(t["seconds"] for t in timed)
+        print(f"- {decoder}: {frames / seconds:,.0f} standard frames/s" if seconds else
+              f"- {decoder}: no standard corpus")
+    same = [(r["ours (decode + reading)"], r["enedis-tic 0.2.0"]) for c, r in rows
+            if c.startswith("standard") and isinstance(r.get("enedis-tic 0.2.0"), dict)]
+    if same:
+        ours = sum(o["frames"] for o, _ in same) / sum(o["seconds"] for o, _ in same)
+        peer = sum(p["frames"] for _, p in same) / sum(p["seconds"] for _, p in same)
+        print(f"- ratio on the standard corpora both decode: {ours / peer:.1f}x")
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -203,6 +203,7 @@ class FrameDecoder:
                     out.append(frame)
             else:
                 # EOT, or a new STX before ETX: the frame being sent was cut (02E; §1.3).
+                stats.interrupted_frames += 1
                 self._in_frame = control == 0x02
         return out
 
@@ -304,7 +305,7 @@ class FrameDecoder:
         groups = {e[1]: e[3] for e in valid}
         horodates = {e[1]: e[2] for e in valid if e[2] is not None}
         stats.frames += 1
-        stats.groups += len(groups)
+        stats.groups += len(valid)
         invalid = []
         if bad:
             invalid = [e[1] for e in bad]
