@@ -16,5 +16,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = ["linky-stream", "worker", *argv[1:]]
         app.main()
         return 0
+    if argv[0] == "contract":  # contract set|show|anchor PDL ... (stream/contract_cli.py)
+        return __import__("stream.contract_cli", fromlist=["main"]).main(argv[1:])
     print(f"linky-stream: unknown command {argv[0]!r}", file=sys.stderr)
     return 2

@@ -39,6 +39,26 @@ class Settings:
     retention_hours_days: int = 7
     retention_days_days: int = 400
     retention_months_days: int = 5 * 366
+    # Edge reader (teleinfo publish; docs/edge.md)
+    topic_replication: int = 1
+    edge_devices: str = ""  # space-separated DEVICE[#pdl=...,name=...,baud=...] specs
+    spool_dir: Path = Path(".stack/edge-spool")
+    spool_max_bytes: int = 256 * 1024 * 1024
+    spool_fsync_seconds: float = 1.0
+    spool_after_seconds: float = 2.0
+    edge_metrics_host: str = "127.0.0.1"
+    edge_metrics_port: int = 0  # 0 = no /metrics endpoint
+    edge_compression: str = "gzip"  # gzip | none (lz4/zstd/snappy need extra packages)
+    edge_linger_ms: int = 5
+    # Battery, surplus and alerts (docs/configuration.md "battery/alerts")
+    battery_tick_seconds: float = 10.0  # timer: month-end close and meter-silent checks
+    alert_overload_share: float = 1.0  # power above this share of the subscribed power...
+    alert_overload_seconds: float = 30.0  # ...for this long opens "overload"
+    alert_overload_clear_seconds: float = 60.0
+    alert_silent_seconds: float = 300.0  # no reading for this long opens "meter_silent"
+    alert_backwards_clear_seconds: float = 3600.0
+    alert_daily_budget_wh: int = 0  # 0 = no daily budget alert
+    alert_peak_periods: bool = True  # alert when a peak (HP) period starts
     # Logging
     log_level: str = "INFO"
     log_format: str = "json"  # json | text

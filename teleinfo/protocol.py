@@ -234,8 +234,9 @@ class FrameDecoder:
         the previous clean frame are looked at. None when the shape changed."""
         prev_labels = self._prev_labels
         kind = self._prev_kind
-        groups = self._prev_groups.copy()
-        horodates = self._prev_horodates.copy()
+        # Updated in place: if this returns None, _frame_from_scratch replaces or drops them.
+        groups = self._prev_groups
+        horodates = self._prev_horodates
         cache = self._cache
         for i in compress(range(len(chunks)), map(ne, chunks, self._prev_chunks)):
             chunk = chunks[i]
@@ -256,11 +257,9 @@ class FrameDecoder:
             elif label in horodates:
                 return None
         self._prev_chunks = chunks
-        self._prev_groups = groups
-        self._prev_horodates = horodates
         stats = self.stats
         stats.frames += 1
-        stats.groups += len(groups)
+        stats.groups += len(chunks)
         return _new_frame(self._prev_mode, groups.copy(), horodates.copy(), [], size)
 
     def _parse(self, chunk: bytes) -> tuple[Any, ...]:
@@ -378,7 +377,7 @@ def parse_group(chunk: bytes) -> tuple[Any, ...]:
     sep = chunk[-3]
     chk = chunk[-2]
     if sep == 0x09:
-        zone = chunk[:-2]
+        zone = chunk[:-2]  # label HT [horodate HT] value HT: every HT counts (54E §5.3.6)
         fields = zone.split(b"\t")
         known = _STANDARD_BY_BYTES.get(fields[0])
         if known is not None:
@@ -393,7 +392,7 @@ def parse_group(chunk: bytes) -> tuple[Any, ...]:
                 horodate, value = fields[1], fields[2]
                 if validate(value) and valid_horodate(horodate):
                     return (STANDARD, label, horodate.decode("ascii"), value.decode("ascii"))
-            return (INVALID, label, "format", None)  # label HT [horodate HT] value HT: every HT counts (54E §5.3.6)
+            return (INVALID, label, "format", None)
         if zone.translate(None, _PRINTABLE_HT):
             return (INVALID, _label_of(chunk), "format", None)
         if len(fields) == 3:

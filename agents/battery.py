@@ -1,0 +1,174 @@
+"""Battery agent: virtual battery and surplus cagnotte per PDL, from the readings' index deltas.
+
+Table ``battery-ledger``: key = PDL, value = ONE JSON document (tables/ledger.py ``LedgerState``:
+index cursor + battery ledger + surplus), so a reading's effects are written atomically. Replays
+after a crash (at-least-once) are skipped by the cursor: a reading not newer than the last one
+changes nothing. Publishes ``linky:{pdl}:battery`` and ``linky:{pdl}:surplus`` (and the
+same-name snapshot keys) when they change, then hands the reading to the alerts
+(agents/alerts.py ``on_reading``) with the ledger as of that reading. The rules are in tables/;
+this file only moves data.
+
+Month ends without readings: a timer (wall clock) scans the active partitions and, for the PDLs
+whose day or month has ended, sends a tick to the internal ticks topic (to the PDL's partition);
+``battery_ticks`` closes the rows inside stream iteration (faust forbids table writes in timers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+from prometheus_client import Counter
+
+from agents import alerts
+from agents.contracts import contract_for, on_contract_change
+from agents.ticks import send_tick, ticks_topic
+from stream.app import app, readings_topic, settings, table_options
+from stream.battery_publish import publish
+from tables.contracts import Contract
+from tables.ledger import (
+    LedgerFold,
+    LedgerState,
+    battery_payload,
+    close_if_due,
+    close_is_due,
+    fold_reading,
+    state_from_dict,
+    state_to_dict,
+    surplus_payload,
+    sync_contract,
+)
+
+log = logging.getLogger(__name__)
+
+ledger = app.Table(
+    "battery-ledger",
+    default=None,
+    partitions=settings.topic_partitions,
+    key_type=bytes,
+    value_type=bytes,
+    options=table_options(settings),
+)
+
+READINGS = Counter("linky_battery_readings_total", "Readings seen by the battery agent, by outcome", ["outcome"])
+TICKS_SENT = Counter("linky_battery_ticks_sent_total", "Month/day-close ticks sent by the battery timer")
+
+
+def load(pdl: str) -> LedgerState | None:
+    """The PDL's ledger state from the table (inside stream iteration: the event's partition)."""
+    raw = ledger.get(pdl.encode())
+    return None if raw is None else state_from_dict(json.loads(raw))
+
+
+def _store(state: LedgerState) -> None:
+    ledger[state.pdl.encode()] = json.dumps(state_to_dict(state), separators=(",", ":")).encode()
+
+
+@app.agent(readings_topic)
+async def battery_agent(stream):  # type: ignore[no-untyped-def]
+    """Fold each reading into its PDL's ledger; publish what changed."""
+    async for event in stream.events():
+        try:
+            reading = json.loads(event.value)
+            pdl = event.key.decode() if event.key else str(reading["pdl"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            READINGS.labels("invalid").inc()
+            continue
+        partition = event.message.partition
+        before = load(pdl) or LedgerState(pdl=pdl, partition=partition)
+        contract = contract_for(pdl)
+        try:
+            fold = fold_reading(before, reading, contract)
+        except ValueError as exc:  # a malformed index or time: skip the reading, keep the state
+            READINGS.labels("invalid").inc()
+            log.warning("battery: reading of %s ignored: %s", pdl, exc)
+            await alerts.on_reading(pdl, reading, partition, contract, before.battery)
+            continue
+        READINGS.labels(fold.status).inc()
+        after = replace(fold.state, partition=partition)
+        if after != before:
+            _store(after)
+        if fold.changed:
+            await _publish(before, fold, contract)
+        await alerts.on_reading(pdl, reading, partition, contract, after.battery)
+
+
+@app.agent(ticks_topic)
+async def battery_ticks(stream):  # type: ignore[no-untyped-def]
+    """Close the day/month rows of a PDL at the wall-clock time carried by the tick."""
+    async for event in stream.events():
+        tick = json.loads(event.value)
+        if tick.get("kind") != "battery":
+            continue
+        pdl = event.key.decode()
+        before = load(pdl)
+        if before is None:
+            continue
+        fold = close_if_due(before, datetime.fromisoformat(tick["now"]))
+        if fold.changed:
+            _store(fold.state)
+            await _publish(before, fold, contract_for(pdl))
+
+
+@on_contract_change
+async def _contract_changed(pdl: str, contract: Contract | None, partition: int) -> None:
+    """A new contract document: apply a new invoice anchor now and republish."""
+    before = load(pdl)
+    if before is None:
+        return
+    fold = sync_contract(before, contract)
+    if fold.changed:
+        _store(fold.state)
+    await _publish(before, fold, contract, force=True)
+
+
+@app.timer(interval=settings.battery_tick_seconds)
+async def battery_close_timer() -> None:
+    """Wall-clock scan of this worker's active partitions: tick the PDLs with a row to close."""
+    now = datetime.now(timezone.utc)
+    due: list[LedgerState] = []
+    try:
+        for i, (_key, raw) in enumerate(ledger.items()):
+            state = state_from_dict(json.loads(raw))
+            if state.partition is not None and close_is_due(state, now):
+                due.append(state)
+            if i % 200 == 199:
+                await asyncio.sleep(0)  # let the agents run during a long scan
+    except Exception:  # a rebalance can close a partition's store under the scan: next tick
+        log.debug("battery timer scan interrupted", exc_info=True)
+        return
+    for state in due:
+        await send_tick(state.pdl, state.partition, "battery", now)
+        TICKS_SENT.inc()
+
+
+async def _publish(before: LedgerState, fold: LedgerFold, contract: Contract | None, *, force: bool = False) -> None:
+    after = fold.state
+    pdl = after.pdl
+    if force or after.battery != before.battery:
+        await publish(f"linky:{pdl}:battery", battery_payload(after, contract))
+    if force or after.surplus != before.surplus:
+        await publish(f"linky:{pdl}:surplus", surplus_payload(after, contract))
+
+
+def http_document(pdl: str) -> dict[str, Any] | None:
+    """For stream/web_battery.py (called in the worker that holds the PDL's partition)."""
+    raw = _get_any_partition(pdl)
+    if raw is None:
+        return None
+    from tables.ledger import battery_document
+
+    return battery_document(state_from_dict(json.loads(raw)), _contract_any_partition(pdl))
+
+
+def _get_any_partition(pdl: str) -> bytes | None:
+    # Outside stream iteration faust's RocksDB store looks the key up in every active partition.
+    return ledger.get(pdl.encode())
+
+
+def _contract_any_partition(pdl: str) -> Contract | None:
+    return contract_for(pdl)

@@ -1,0 +1,182 @@
+"""Kafka side of the compacted contracts topic (default ``linky.contracts``).
+
+One record per change, key = PDL (UTF-8), value = the PDL's whole contract document as JSON
+(``tables.contracts.contract_to_dict``): compaction keeps only the latest value per key, so each
+value carries every version and anchor. A null value (tombstone) deletes the PDL's contract.
+
+Partitioning: the topic has as many partitions as ``linky.readings`` (``topic_partitions``) and
+both are keyed by PDL with Kafka's default partitioner (murmur2, the same in aiokafka, faust and
+the Java client), so a PDL's contract and readings share a partition number. The faust worker
+relies on it: the battery agent reads the contract from the table partition of the reading.
+
+Brokers run with ``auto.create.topics.enable=false``: ``ensure_contracts_topic`` creates the topic
+(compacted) if it is missing and refuses one with the wrong partition count or cleanup policy.
+
+Read-modify-write (``update_contract``) is not transactional: two operators editing the same PDL
+at the same instant can lose one edit. The CLI prints the document it wrote; ``show`` re-reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.partitioner import DefaultPartitioner
+
+from stream.settings import Settings
+from tables.contracts import PARIS, Contract, contract_from_dict, contract_to_dict
+
+UNKNOWN_TOPIC = 3
+TOPIC_ALREADY_EXISTS = 36
+
+
+class ContractsTopicError(RuntimeError):
+    """The contracts topic cannot be used as it is (wrong partitions or cleanup policy)."""
+
+
+async def ensure_contracts_topic(cfg: Settings) -> bool:
+    """Create the compacted contracts topic if missing; True if this call created it.
+
+    Partitions = ``cfg.topic_partitions`` (co-partitioned with the readings), replication =
+    ``cfg.topic_replication`` (as the readings topic). An existing topic is checked, never altered.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, client_id="linky-contracts-admin")
+    await admin.start()
+    try:
+        created = False
+        if not await _topic_partitions(admin, cfg.contracts_topic):
+            topic = NewTopic(
+                cfg.contracts_topic,
+                num_partitions=cfg.topic_partitions,
+                replication_factor=cfg.topic_replication,
+                topic_configs={"cleanup.policy": "compact"},
+            )
+            response = await admin.create_topics([topic])
+            for _name, code, message in _topic_errors(response):
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    raise ContractsTopicError(f"creating {cfg.contracts_topic}: error {code} {message}")
+                created = created or code == 0
+        await _check_topic(admin, cfg)
+        return created
+    finally:
+        await admin.close()
+
+
+def partition_for(pdl: str, partitions: int) -> int:
+    """The partition of a PDL's records (Kafka's default murmur2 partitioner on the key)."""
+    all_partitions = list(range(partitions))
+    return DefaultPartitioner()(pdl.encode(), all_partitions, all_partitions)
+
+
+async def read_contract(cfg: Settings, pdl: str) -> Contract | None:
+    """The latest contract document of ``pdl`` on the topic, or None (never set, or deleted)."""
+    tp = TopicPartition(cfg.contracts_topic, partition_for(pdl, cfg.topic_partitions))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=cfg.kafka_bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        client_id="linky-contracts-reader",
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        latest: bytes | None = None
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            for record in batch.get(tp, []):
+                if record.key == pdl.encode():
+                    latest = record.value
+        return None if latest is None else decode_contract(latest, pdl=pdl)
+    finally:
+        await consumer.stop()
+
+
+async def write_contract(cfg: Settings, contract: Contract) -> None:
+    """Publish ``contract`` as the PDL's document (acks=all, idempotent producer)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=cfg.kafka_bootstrap, acks="all", enable_idempotence=True, client_id="linky-contracts-writer"
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(cfg.contracts_topic, encode_contract(contract), key=contract.pdl.encode())
+    finally:
+        await producer.stop()
+
+
+async def update_contract(cfg: Settings, pdl: str, change: Callable[[Contract], Contract]) -> Contract:
+    """Read the PDL's document (empty if none), apply ``change``, write and return the result.
+
+    ``change`` raises ``ContractError`` to refuse the edit; nothing is written then.
+    """
+    await ensure_contracts_topic(cfg)
+    current = await read_contract(cfg, pdl) or Contract(pdl=pdl)
+    updated = change(current)
+    await write_contract(cfg, updated)
+    return updated
+
+
+def encode_contract(contract: Contract) -> bytes:
+    """The record value of a contract document (compact JSON, UTF-8)."""
+    return json.dumps(contract_to_dict(contract), separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode_contract(value: bytes, *, pdl: str | None = None) -> Contract:
+    """Parse a record value; ``ContractError`` if invalid or if its PDL is not the record key's."""
+    from tables.contracts import ContractError
+
+    try:
+        data = json.loads(value)
+    except ValueError as exc:
+        raise ContractError(f"contract record is not JSON: {exc}") from None
+    contract = contract_from_dict(data)
+    if pdl is not None and contract.pdl != pdl:
+        raise ContractError(f"pdl: the document is for {contract.pdl!r} but the record key is {pdl!r}")
+    return contract
+
+
+def today_in_paris(now: datetime | None = None) -> date:
+    """Today's Europe/Paris date (the reference for "never retroactive")."""
+    return (now or datetime.now(PARIS)).astimezone(PARIS).date()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+async def _topic_partitions(admin: AIOKafkaAdminClient, topic: str) -> int:
+    described = await admin.describe_topics([topic])
+    for entry in described:
+        if entry["topic"] == topic and entry["error_code"] == 0:
+            return len(entry["partitions"])
+    return 0
+
+
+async def _check_topic(admin: AIOKafkaAdminClient, cfg: Settings) -> None:
+    partitions = await _topic_partitions(admin, cfg.contracts_topic)
+    if partitions != cfg.topic_partitions:
+        raise ContractsTopicError(
+            f"{cfg.contracts_topic} has {partitions} partitions but LINKY_TOPIC_PARTITIONS is "
+            f"{cfg.topic_partitions}: contracts must be co-partitioned with the readings"
+        )
+    resource = ConfigResource(ConfigResourceType.TOPIC, cfg.contracts_topic, {"cleanup.policy": None})
+    responses = await admin.describe_configs([resource])
+    policy = None
+    for response in responses:
+        for res in response.to_object()["resources"]:
+            for entry in res["config_entries"]:
+                if entry["config_names"] == "cleanup.policy":
+                    policy = entry["config_value"]
+    if policy is None or "compact" not in policy.split(","):
+        raise ContractsTopicError(
+            f"{cfg.contracts_topic} has cleanup.policy={policy!r}: it must be compacted (one document per PDL)"
+        )
+
+
+def _topic_errors(response: Any) -> list[tuple[str, int, str | None]]:
+    return [(t[0], t[1], t[2] if len(t) > 2 else None) for t in response.topic_errors]

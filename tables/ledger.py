@@ -1,0 +1,253 @@
+"""One PDL's battery-agent value: index tracker + battery ledger + surplus, folded per reading.
+
+The battery agent (agents/battery.py) stores ONE ``LedgerState`` per PDL in one table value, so
+the index baseline and the ledgers it fed are always written together (atomic changelog write):
+after a crash, faust replays readings already folded; the tracker sees them as not newer than
+its last reading and nothing is counted twice.
+
+Per reading (``fold_reading``):
+
+1. ``track``: index deltas with the shared rules of tables/deltas.py (as consumption): a reading
+   not newer than the last applied one changes nothing (idempotent replays), the first reading
+   is a baseline, an index going backwards re-baselines (never negative energy), a register
+   missing from a reading keeps its baseline (its energy is counted at the next reading that
+   has it), 9-digit rollovers count.
+2. The import of each register is labelled with the tariff period that register was last seen
+   active under (standard mode: ``EASF{NTARF}`` -> ``LTARF``, learned from readings, so energy
+   that crossed a period change between two readings stays on the right period). Historic-mode
+   registers (``HCHC``, ``BBRHPJR``...) are their own labels.
+3. ``tables.battery.fold_delta`` folds the delta, then ``tables.surplus.fold_surplus`` folds each
+   of its pieces (export and overflow of the same spans and contract versions).
+
+Also: ``sync_contract`` (anchors of a new contract document), ``close_if_due`` (timer: day and
+month ends on the wall clock). Pure: no Faust, no Kafka, no Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Mapping, NamedTuple
+
+from tables import battery as bat
+from tables import surplus as sur
+from tables.contracts import Contract, ContractVersion, effective_at, latest_anchor
+from tables.deltas import TOTAL, Cursor, advance, cursor_from_dict, cursor_to_dict
+
+SCHEMA_VERSION = 1
+
+
+# --------------------------------------------------------------------------- index tracking
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """Index baselines of one PDL (tables/deltas.py ``Cursor``) and the period label each
+    register was last seen active under."""
+
+    cursor: Cursor = field(default_factory=Cursor)
+    labels: Mapping[str, str] = field(default_factory=dict)  # register -> tariff period label
+    active: str | None = None  # register active at the last reading
+
+
+@dataclass(frozen=True)
+class Delta:
+    """Energy between two readings: grid import per period label (the previously active
+    register first) and injection, integer Wh."""
+
+    start: datetime
+    end: datetime
+    import_wh_by_period: Mapping[str, int]
+    export_wh: int
+
+
+def track(tracker: Tracker, reading: Mapping[str, Any]) -> tuple[Tracker, Delta | None, str]:
+    """Fold one reading into the baselines; returns (tracker, delta or None, status).
+
+    status: ``baseline`` (first usable reading or re-baseline), ``delta``, ``duplicate`` (not
+    newer, or no index at all: nothing changed), ``no_time``. The index rules (backwards index,
+    rollover, meter change, dropped registers) are tables/deltas.py's.
+    """
+    raw_time = reading.get("time")
+    if not raw_time:
+        return tracker, None, "no_time"
+    adv = advance(
+        tracker.cursor,
+        time=datetime.fromisoformat(raw_time),
+        meter=reading.get("meter"),
+        import_wh_by_period=reading.get("import_wh_by_period"),
+        export_wh=reading.get("export_wh"),
+        import_wh=reading.get("import_wh"),
+    )
+    if not adv.applied:
+        return tracker, None, "duplicate"
+    active = _active_register(reading, adv.cursor.imports)
+    labels = dict(tracker.labels)
+    label = reading.get("tariff_period")
+    if active is not None and isinstance(label, str) and label.strip():
+        labels[active] = label.strip()
+    new = Tracker(cursor=adv.cursor, labels=labels, active=active)
+    if adv.start is None:
+        return new, None, "baseline"
+    imports: dict[str, int] = {}
+    for register in sorted(adv.import_wh_by_period, key=lambda r: (r != tracker.active, r)):
+        wh = adv.import_wh_by_period[register]
+        if wh > 0:
+            name = tracker.labels.get(register) or labels.get(register) or register
+            imports[name] = imports.get(name, 0) + wh
+    return new, Delta(adv.start, adv.end, imports, adv.export_wh), "delta"
+
+
+def _active_register(reading: Mapping[str, Any], registers: Mapping[str, int]) -> str | None:
+    if TOTAL in registers:
+        return TOTAL
+    index = reading.get("tariff_index")
+    if isinstance(index, int) and not isinstance(index, bool) and f"EASF{index:02d}" in registers:
+        return f"EASF{index:02d}"
+    label = reading.get("tariff_period")
+    if isinstance(label, str) and label.strip() in registers:  # historic: PTEC names its register
+        return label.strip()
+    return None
+
+
+# --------------------------------------------------------------------------- the ledger
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    """The battery agent's table value for one PDL."""
+
+    pdl: str = ""
+    partition: int | None = None  # Kafka partition of the PDL (timers send ticks there)
+    tracker: Tracker = field(default_factory=Tracker)
+    battery: bat.BatteryState = field(default_factory=bat.BatteryState)
+    surplus: sur.SurplusState = field(default_factory=sur.SurplusState)
+
+
+class LedgerFold(NamedTuple):
+    state: LedgerState
+    changed: bool  # the ledgers moved (publish); False for duplicates and baselines
+    battery_events: list[bat.BatteryEvent]
+    surplus_events: list[sur.SurplusEvent]
+    status: str
+
+
+def fold_reading(
+    state: LedgerState,
+    reading: Mapping[str, Any],
+    contract: Contract | None,
+    *,
+    period_kinds: Mapping[str, str] | None = None,
+) -> LedgerFold:
+    """Fold one normalized reading (docs/reading-schema.md) under the PDL's contract document."""
+    versions = contract.versions if contract is not None else ()
+    synced = sync_contract(state, contract)
+    tracker, delta, status = track(synced.state.tracker, reading)
+    state = replace(synced.state, tracker=tracker)
+    if delta is None:
+        return LedgerFold(state, synced.changed, synced.battery_events, [], status)
+    fold = bat.fold_delta(
+        state.battery,
+        versions,
+        start=delta.start,
+        end=delta.end,
+        import_wh_by_period=delta.import_wh_by_period,
+        export_wh=delta.export_wh,
+        period_kinds=period_kinds,
+    )
+    surplus, surplus_events = state.surplus, []
+    for piece in fold.pieces:
+        surplus, events = sur.fold_surplus(
+            surplus, versions, start=piece.start, end=piece.end, export_wh=piece.export_wh, overflow_wh=piece.overflow_wh
+        )
+        surplus_events += events
+    state = replace(state, battery=fold.state, surplus=surplus)
+    return LedgerFold(state, True, synced.battery_events + fold.events, surplus_events, status)
+
+
+def sync_contract(state: LedgerState, contract: Contract | None) -> LedgerFold:
+    """Apply the newest invoice anchor of ``contract`` (no-op if already applied or pending)."""
+    if contract is None or latest_anchor(contract.anchors) is None:
+        return LedgerFold(state, False, [], [], "synced")
+    battery, events = bat.sync_anchors(state.battery, contract)
+    if not events:
+        return LedgerFold(state, False, [], [], "synced")
+    return LedgerFold(replace(state, battery=battery), True, events, [], "synced")
+
+
+def close_if_due(state: LedgerState, now: datetime) -> LedgerFold:
+    """Timer: finalize the day/month rows that ended before ``now`` (Europe/Paris)."""
+    battery, b_events = bat.close_due(state.battery, now)
+    surplus, s_events = sur.close_due(state.surplus, now)
+    changed = battery != state.battery or surplus != state.surplus
+    return LedgerFold(replace(state, battery=battery, surplus=surplus), changed, b_events, s_events, "closed")
+
+
+def close_is_due(state: LedgerState, now: datetime) -> bool:
+    """Whether ``close_if_due`` would change anything (the timer sends a tick only then)."""
+    return close_if_due(state, now).changed
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def battery_payload(state: LedgerState, contract: Contract | None) -> dict[str, Any]:
+    """``linky:{pdl}:battery`` (tables/battery.py payload, plus the pending anchor if any)."""
+    versions = contract.versions if contract is not None else ()
+    payload = bat.render_battery_payload(state.battery, versions, pdl=state.pdl)
+    pending = state.battery.pending_anchor
+    payload["pending_anchor"] = (
+        None if pending is None else {"date": pending.date.isoformat(), "balance_wh": pending.balance_wh}
+    )
+    return payload
+
+
+def surplus_payload(state: LedgerState, contract: Contract | None) -> dict[str, Any]:
+    """``linky:{pdl}:surplus``."""
+    versions = contract.versions if contract is not None else ()
+    return sur.render_surplus_payload(state.surplus, versions, pdl=state.pdl)
+
+
+def battery_document(state: LedgerState, contract: Contract | None) -> dict[str, Any]:
+    """``GET /pdl/{pdl}/battery``: the live payload, monthly rows and the surplus months."""
+    versions = contract.versions if contract is not None else ()
+    doc = battery_payload(state, contract)
+    doc["months"] = bat.render_history(state.battery, versions)
+    doc["surplus"] = surplus_payload(state, contract)
+    doc["surplus"]["months"] = sur.render_history(state.surplus)
+    return doc
+
+
+def version_in_force(contract: Contract | None, when: datetime | None) -> ContractVersion | None:
+    """The contract version at ``when`` (None without contract or time)."""
+    if contract is None or when is None:
+        return None
+    return effective_at(contract.versions, when)
+
+
+# --------------------------------------------------------------------------- (de)serialization
+
+
+def state_to_dict(state: LedgerState) -> dict[str, Any]:
+    t = state.tracker
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "pdl": state.pdl,
+        "partition": state.partition,
+        "tracker": {"cursor": cursor_to_dict(t.cursor), "labels": dict(t.labels), "active": t.active},
+        "battery": bat.state_to_dict(state.battery),
+        "surplus": sur.state_to_dict(state.surplus),
+    }
+
+
+def state_from_dict(data: Mapping[str, Any]) -> LedgerState:
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"unsupported ledger state schema_version {data.get('schema_version')!r}")
+    t = data["tracker"]
+    return LedgerState(
+        pdl=data["pdl"],
+        partition=data.get("partition"),
+        tracker=Tracker(cursor=cursor_from_dict(t["cursor"]), labels=dict(t["labels"]), active=t.get("active")),
+        battery=bat.state_from_dict(data["battery"]),
+        surplus=sur.state_from_dict(data["surplus"]),
+    )
