@@ -29,7 +29,7 @@ stack-reset:
 
 # The main job: see README "make run". DEVICE=/dev/serial/by-id/... reads a real dongle.
 run: stack-up
-	$(PY) -m stream.demo $(if $(DEVICE),--device $(DEVICE),)
+	$(PY) -m deploy.local.pipeline $(if $(DEVICE),--device $(DEVICE),) $(RUN_ARGS)
 
 # Tests bring the stack up themselves (tests/conftest.py) and stop what they started.
 test: venv

@@ -33,6 +33,7 @@ from tables.contracts import Contract
 from tables.ledger import (
     LedgerFold,
     LedgerState,
+    battery_document,
     battery_payload,
     close_if_due,
     close_is_due,
@@ -156,19 +157,7 @@ async def _publish(before: LedgerState, fold: LedgerFold, contract: Contract | N
 
 
 def http_document(pdl: str) -> dict[str, Any] | None:
-    """For stream/web_battery.py (called in the worker that holds the PDL's partition)."""
-    raw = _get_any_partition(pdl)
-    if raw is None:
-        return None
-    from tables.ledger import battery_document
-
-    return battery_document(state_from_dict(json.loads(raw)), _contract_any_partition(pdl))
-
-
-def _get_any_partition(pdl: str) -> bytes | None:
-    # Outside stream iteration faust's RocksDB store looks the key up in every active partition.
-    return ledger.get(pdl.encode())
-
-
-def _contract_any_partition(pdl: str) -> Contract | None:
-    return contract_for(pdl)
+    """For stream/web_battery.py, in the worker holding the PDL's partition (outside stream
+    iteration faust's RocksDB store looks the key up in the partitions this worker holds)."""
+    state = load(pdl)
+    return None if state is None else battery_document(state, contract_for(pdl))

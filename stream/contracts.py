@@ -18,6 +18,7 @@ at the same instant can lose one edit. The CLI prints the document it wrote; ``s
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import date, datetime
@@ -33,6 +34,7 @@ from tables.contracts import PARIS, Contract, contract_from_dict, contract_to_di
 
 UNKNOWN_TOPIC = 3
 TOPIC_ALREADY_EXISTS = 36
+METADATA_RETRIES, METADATA_RETRY_SECONDS = 50, 0.2
 
 
 class ContractsTopicError(RuntimeError):
@@ -159,6 +161,11 @@ async def _topic_partitions(admin: AIOKafkaAdminClient, topic: str) -> int:
 
 async def _check_topic(admin: AIOKafkaAdminClient, cfg: Settings) -> None:
     partitions = await _topic_partitions(admin, cfg.contracts_topic)
+    for _ in range(METADATA_RETRIES):  # a topic just created takes a moment to show in metadata
+        if partitions == cfg.topic_partitions:
+            break
+        await asyncio.sleep(METADATA_RETRY_SECONDS)
+        partitions = await _topic_partitions(admin, cfg.contracts_topic)
     if partitions != cfg.topic_partitions:
         raise ContractsTopicError(
             f"{cfg.contracts_topic} has {partitions} partitions but LINKY_TOPIC_PARTITIONS is "

@@ -31,7 +31,7 @@ from typing import Any, Mapping, NamedTuple
 
 from tables import battery as bat
 from tables import surplus as sur
-from tables.contracts import Contract, ContractVersion, effective_at, latest_anchor
+from tables.contracts import Contract, ContractVersion, contract_to_dict, effective_at, latest_anchor
 from tables.deltas import TOTAL, Cursor, advance, cursor_from_dict, cursor_to_dict
 
 SCHEMA_VERSION = 1
@@ -209,10 +209,13 @@ def surplus_payload(state: LedgerState, contract: Contract | None) -> dict[str, 
 
 
 def battery_document(state: LedgerState, contract: Contract | None) -> dict[str, Any]:
-    """``GET /pdl/{pdl}/battery``: the live payload, monthly rows and the surplus months."""
+    """``GET /pdl/{pdl}/battery``: the live payload, the monthly rows, the kept day rows (this
+    month and the previous one), the surplus with its months, and the contract document."""
     versions = contract.versions if contract is not None else ()
     doc = battery_payload(state, contract)
     doc["months"] = bat.render_history(state.battery, versions)
+    doc["days"] = [bat.render_row(state.battery.days[k]) for k in sorted(state.battery.days)]
+    doc["contract"] = None if contract is None else contract_to_dict(contract)
     doc["surplus"] = surplus_payload(state, contract)
     doc["surplus"]["months"] = sur.render_history(state.surplus)
     return doc

@@ -16,6 +16,7 @@ the baud rate from what decodes.
 from __future__ import annotations
 
 import errno
+import os
 import termios
 from dataclasses import dataclass, field
 
@@ -44,8 +45,29 @@ def open_port(url: str, baud: int, *, timeout: float = READ_TIMEOUT) -> serial.S
         # both see "device reports readiness to read but returned no data" (protocol.md §5.4).
         kwargs["exclusive"] = True
     port = serial.serial_for_url(url, do_not_open=True, **kwargs)
-    port.open()
+    try:
+        port.open()
+    except termios.error as exc:
+        if "://" in url or not exc.args or exc.args[0] != errno.EINVAL:
+            raise
+        # A pseudo-terminal (the simulator, socat, a container's pty) cannot do 7E1: Linux
+        # forces CS8 without parity on ptys, and a recent kernel answers EINVAL to a
+        # tcsetattr of which nothing could be applied, i.e. when the speed is already the
+        # one asked for (a reopen). Changing the speed first makes pyserial's settings
+        # applicable again. Real UARTs never get here.
+        _nudge_speed(url)
+        port.open()
     return port
+
+
+def _nudge_speed(path: str) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        attrs = termios.tcgetattr(fd)
+        attrs[4] = attrs[5] = termios.B38400
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    finally:
+        os.close(fd)
 
 
 def read_chunk(port: serial.SerialBase) -> bytes:
