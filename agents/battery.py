@@ -1,16 +1,16 @@
-"""Battery agent: virtual battery and surplus cagnotte per PDL, from the readings' index deltas.
+"""Battery agent: virtual battery, surplus cagnotte and alert episodes per PDL, from readings.
 
 Table ``battery-ledger``: key = PDL, value = ONE JSON document (tables/ledger.py ``LedgerState``:
-index cursor + battery ledger + surplus), so a reading's effects are written atomically. Replays
-after a crash (at-least-once) are skipped by the cursor: a reading not newer than the last one
-changes nothing. Publishes ``linky:{pdl}:battery`` and ``linky:{pdl}:surplus`` (and the
-same-name snapshot keys) when they change, then hands the reading to the alerts
-(agents/alerts.py ``on_reading``) with the ledger as of that reading. The rules are in tables/;
-this file only moves data.
+index cursor + battery ledger + surplus + alert episodes), so a reading's effects are written
+atomically. Replays after a crash (at-least-once) are skipped by the cursor: a reading not newer
+than the last one changes nothing. Publishes ``linky:{pdl}:battery`` and ``linky:{pdl}:surplus``
+when they change and each alert open/clear on ``linky:{pdl}:alerts`` (agents/alerts.py), with the
+same-name snapshot keys. The rules are in tables/; this file only moves data.
 
-Month ends without readings: a timer (wall clock) scans the active partitions and, for the PDLs
-whose day or month has ended, sends a tick to the internal ticks topic (to the PDL's partition);
-``battery_ticks`` closes the rows inside stream iteration (faust forbids table writes in timers).
+Work without readings (month end, meter silence): a timer scans the worker's active partitions
+and, for the PDLs with something due, sends a tick to the internal ticks topic on the PDL's
+partition; ``battery_ticks`` applies it inside stream iteration (faust forbids table writes in
+timers).
 """
 
 from __future__ import annotations
@@ -35,13 +35,14 @@ from tables.ledger import (
     LedgerState,
     battery_document,
     battery_payload,
-    close_if_due,
-    close_is_due,
+    fold_alerts,
     fold_reading,
     state_from_dict,
     state_to_dict,
     surplus_payload,
     sync_contract,
+    tick,
+    tick_is_due,
 )
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,12 @@ ledger = app.Table(
 )
 
 READINGS = Counter("linky_battery_readings_total", "Readings seen by the battery agent, by outcome", ["outcome"])
-TICKS_SENT = Counter("linky_battery_ticks_sent_total", "Month/day-close ticks sent by the battery timer")
+TICKS_SENT = Counter("linky_battery_ticks_sent_total", "Ticks sent by the battery timer (month end, silence)")
 
 
 def load(pdl: str) -> LedgerState | None:
-    """The PDL's ledger state from the table (inside stream iteration: the event's partition)."""
+    """The PDL's state from the table (in stream iteration: the event's partition; outside: the
+    partitions this worker holds)."""
     raw = ledger.get(pdl.encode())
     return None if raw is None else state_from_dict(json.loads(raw))
 
@@ -71,7 +73,7 @@ def _store(state: LedgerState) -> None:
 
 @app.agent(readings_topic)
 async def battery_agent(stream):  # type: ignore[no-untyped-def]
-    """Fold each reading into its PDL's ledger; publish what changed."""
+    """Fold each reading into its PDL's ledger and alerts; store once; publish what changed."""
     async for event in stream.events():
         try:
             reading = json.loads(event.value)
@@ -84,35 +86,39 @@ async def battery_agent(stream):  # type: ignore[no-untyped-def]
         contract = contract_for(pdl)
         try:
             fold = fold_reading(before, reading, contract)
-        except ValueError as exc:  # a malformed index or time: skip the reading, keep the state
+        except ValueError as exc:  # a malformed index or time: the ledger ignores the reading
             READINGS.labels("invalid").inc()
             log.warning("battery: reading of %s ignored: %s", pdl, exc)
-            await alerts.on_reading(pdl, reading, partition, contract, before.battery)
-            continue
+            fold = LedgerFold(before, False, [], [], "invalid")
         READINGS.labels(fold.status).inc()
-        after = replace(fold.state, partition=partition)
+        try:
+            after, alert_events = fold_alerts(
+                fold.state, reading, contract, alerts.alert_settings, now=datetime.now(timezone.utc)
+            )
+        except (ValueError, TypeError) as exc:
+            log.warning("alerts: reading of %s ignored: %s", pdl, exc)
+            after, alert_events = fold.state, []
+        after = replace(after, partition=partition)
         if after != before:
             _store(after)
         if fold.changed:
-            await _publish(before, fold, contract)
-        await alerts.on_reading(pdl, reading, partition, contract, after.battery)
+            await _publish(before, fold._replace(state=after), contract)
+        await alerts.publish_events(after.alerts, alert_events)
 
 
 @app.agent(ticks_topic)
 async def battery_ticks(stream):  # type: ignore[no-untyped-def]
-    """Close the day/month rows of a PDL at the wall-clock time carried by the tick."""
+    """Apply a timer tick (wall-clock time in the message) to its PDL."""
     async for event in stream.events():
-        tick = json.loads(event.value)
-        if tick.get("kind") != "battery":
-            continue
-        pdl = event.key.decode()
-        before = load(pdl)
+        message = json.loads(event.value)
+        before = load(event.key.decode())
         if before is None:
             continue
-        fold = close_if_due(before, datetime.fromisoformat(tick["now"]))
+        fold, alert_events = tick(before, datetime.fromisoformat(message["now"]), alerts.alert_settings)
         if fold.changed:
             _store(fold.state)
-            await _publish(before, fold, contract_for(pdl))
+            await _publish(before, fold, contract_for(before.pdl))
+            await alerts.publish_events(fold.state.alerts, alert_events)
 
 
 @on_contract_change
@@ -128,14 +134,14 @@ async def _contract_changed(pdl: str, contract: Contract | None, partition: int)
 
 
 @app.timer(interval=settings.battery_tick_seconds)
-async def battery_close_timer() -> None:
-    """Wall-clock scan of this worker's active partitions: tick the PDLs with a row to close."""
+async def battery_timer() -> None:
+    """Wall-clock scan of this worker's active partitions: tick the PDLs with something due."""
     now = datetime.now(timezone.utc)
     due: list[LedgerState] = []
     try:
         for i, (_key, raw) in enumerate(ledger.items()):
             state = state_from_dict(json.loads(raw))
-            if state.partition is not None and close_is_due(state, now):
+            if state.partition is not None and tick_is_due(state, now, alerts.alert_settings):
                 due.append(state)
             if i % 200 == 199:
                 await asyncio.sleep(0)  # let the agents run during a long scan
@@ -143,7 +149,8 @@ async def battery_close_timer() -> None:
         log.debug("battery timer scan interrupted", exc_info=True)
         return
     for state in due:
-        await send_tick(state.pdl, state.partition, "battery", now)
+        assert state.partition is not None
+        await send_tick(state.pdl, state.partition, now)
         TICKS_SENT.inc()
 
 
@@ -157,7 +164,6 @@ async def _publish(before: LedgerState, fold: LedgerFold, contract: Contract | N
 
 
 def http_document(pdl: str) -> dict[str, Any] | None:
-    """For stream/web_battery.py, in the worker holding the PDL's partition (outside stream
-    iteration faust's RocksDB store looks the key up in the partitions this worker holds)."""
+    """``GET /pdl/{pdl}/battery`` (stream/web_battery.py)."""
     state = load(pdl)
     return None if state is None else battery_document(state, contract_for(pdl))

@@ -1,9 +1,9 @@
 """Internal ticks topic: how timers change table state without writing tables themselves.
 
 Faust refuses table writes outside stream iteration (../shared/stack.md 1.2), so a timer that
-finds a PDL with work to do (a month to close, a silent meter) sends ``{"kind", "now"}`` keyed by
-the PDL to the PDL's own partition of ``{app_id}-battery-ticks``; the agent of that kind handles
-it like any event (same partition, so the same table partition). Duplicate ticks are harmless:
+finds a PDL with work to do (a month to close, a silent meter) sends ``{"now"}`` keyed by the
+PDL to the PDL's own partition of ``{app_id}-battery-ticks``; agents/battery.py handles it like
+any event (same partition, so the same table partition). Duplicate ticks are harmless:
 the handlers are idempotent (a second close or silence check finds nothing to do).
 """
 
@@ -25,7 +25,7 @@ ticks_topic = app.topic(
 )
 
 
-async def send_tick(pdl: str, partition: int, kind: str, now: datetime) -> None:
-    """Queue a tick for ``pdl`` on its partition (``kind``: "battery" or "alerts")."""
-    value = json.dumps({"kind": kind, "now": now.isoformat()}).encode()
+async def send_tick(pdl: str, partition: int, now: datetime) -> None:
+    """Queue a tick for ``pdl`` on its partition."""
+    value = json.dumps({"now": now.isoformat()}).encode()
     await ticks_topic.send(key=pdl.encode(), value=value, partition=partition)

@@ -28,11 +28,15 @@ class Settings:
     datadir: Path = Path(".stack/worker-data")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    web_canonical_url: str = ""  # URL other workers use to reach this one; "" = http://web_host:web_port
     processing_guarantee: str = "at_least_once"
     rocksdb_block_cache_bytes: int = 64 * 1024 * 1024
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_timeout_seconds: float = 0.5
+    redis_queue_size: int = 10_000  # payloads waiting for Redis before new ones are dropped
+    redis_retry_seconds: float = 1.0  # ping interval while Redis is down
+    metrics_interval_seconds: float = 10.0  # refresh of table-key and recovery gauges
     # Calendar
     timezone: str = "Europe/Paris"
     # Retention of closed consumption buckets
@@ -46,6 +50,7 @@ class Settings:
     spool_max_bytes: int = 256 * 1024 * 1024
     spool_fsync_seconds: float = 1.0
     spool_after_seconds: float = 2.0
+    spool_drain_batch: int = 500
     edge_metrics_host: str = "127.0.0.1"
     edge_metrics_port: int = 0  # 0 = no /metrics endpoint
     edge_compression: str = "gzip"  # gzip | none (lz4/zstd/snappy need extra packages)

@@ -31,7 +31,7 @@ class BatteryView(View):
 
 @app.page("/pdl/{pdl}/alerts")
 class AlertsView(View):
-    @app.table_route(table=alerts_agent.alerts, match_info="pdl")
+    @app.table_route(table=battery_agent.ledger, match_info="pdl")
     async def get(self, request: Request, pdl: str) -> Response:
         doc = alerts_agent.http_document(pdl)
         if doc is None:

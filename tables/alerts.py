@@ -28,8 +28,8 @@ red_tomorrow         STGE says tomorrow is red                 that Tempo day st
 daily_budget         today's grid import > ``daily_budget_wh`` the day ends (reading or tick)
 battery_empty        battery projected empty by month end      projection above the margin, or month
                      (tables/battery.projected_month_end_wh)   changes
-battery_full         the battery overflows (month overflow     level below capacity x (1 - hysteresis)
-                     grows while level >= capacity)
+battery_full         the battery overflows (the month's        no new overflow and the level below
+                     overflow grows)                           capacity x (1 - hysteresis)
 ==================== ========================================= ===========================================
 
 Reading fields used: pdl, mode ("standard"/"historic"), time (ISO-8601 with offset),
@@ -399,9 +399,14 @@ def _battery(
     seen = st.battery_overflow_seen if st.battery_month == month else 0
     capacity = terms.capacity_wh
     if capacity is not None:
-        if "battery_full" in ep.open and battery.level_wh < capacity * (1 - settings.battery_full_hysteresis):
+        # Overflow growing is the signal: within one delta the battery charges first and then
+        # discharges against the import of the same delta, so the level seen after a reading is
+        # usually below the capacity even while overflowing (hourly readings, a day's import).
+        grew = overflow > seen
+        low = battery.level_wh < capacity * (1 - settings.battery_full_hysteresis)
+        if "battery_full" in ep.open and not grew and low:
             ep.clear("battery_full", t, {"level_wh": battery.level_wh})
-        if overflow > seen and battery.level_wh >= capacity:
+        if grew:
             ep.open_("battery_full", t, {"level_wh": battery.level_wh, "capacity_wh": capacity})
     return replace(st, battery_overflow_seen=overflow, battery_month=month)
 

@@ -253,7 +253,7 @@ def query_buckets(
 
     out: list[dict[str, Any]] = []
     if granularity == "hour":
-        for day in _days(max(first, state.day - timedelta(days=keep.hours_days)), last):
+        for day in _days(max(first, _minus(state.day, keep.hours_days)), last):
             if day == state.day:
                 hours = sorted(state.hours.items())
             else:
@@ -261,7 +261,7 @@ def query_buckets(
                 hours = [] if record is None else _hours_from(record)
             out += [render_bucket(h, h + HOUR, t, tz) for h, t in hours if overlaps(h, h + HOUR)]
     elif granularity == "day":
-        for day in _days(max(first, state.day - timedelta(days=keep.days_days)), last):
+        for day in _days(max(first, _minus(state.day, keep.days_days)), last):
             if day == state.day:
                 totals: Totals | None = state.day_totals
             else:
@@ -271,7 +271,7 @@ def query_buckets(
             if totals is not None and overlaps(*bounds):
                 out.append(render_bucket(*bounds, totals, tz))
     else:
-        floor = (state.day - timedelta(days=keep.months_days)).replace(day=1)
+        floor = _minus(state.day, keep.months_days).replace(day=1)
         month = max(first.replace(day=1), floor)
         while month <= last:
             if month_key(month) == month_key(state.day):
@@ -369,18 +369,23 @@ class _Work:
             return
         new_day = self.day
         for kind, keep in ((HOURS, self.keep.hours_days), (DAY, self.keep.days_days)):
-            lo = max(old_day - timedelta(days=keep), self.first_day)
-            for day in _days(lo, new_day - timedelta(days=keep + 1)):
+            lo = max(_minus(old_day, keep), self.first_day)
+            for day in _days(lo, _minus(new_day, keep + 1)):
                 self.writes[(kind, day.isoformat())] = None
-        keep = timedelta(days=self.keep.months_days)
-        month = max((old_day - keep).replace(day=1), self.first_day.replace(day=1))
-        stop = (new_day - keep).replace(day=1)
+        months = self.keep.months_days
+        month = max(_minus(old_day, months).replace(day=1), self.first_day.replace(day=1))
+        stop = _minus(new_day, months).replace(day=1)
         while month < stop:
             self.writes[(MONTH, month_key(month))] = None
             month = next_month(month)
 
     def freeze(self, cursor: Cursor) -> ConsumptionState:
         return ConsumptionState(cursor, self.first_day, self.day, self.hours, self.day_totals, self.month_totals)
+
+
+def _minus(day: date, days: int) -> date:
+    """``day - days`` clamped to the first representable date (huge retentions)."""
+    return day - timedelta(days=days) if day.toordinal() > days else date.min
 
 
 def _days(first: date, last: date) -> Iterator[date]:

@@ -1,4 +1,4 @@
-"""One PDL's battery-agent value: index tracker + battery ledger + surplus, folded per reading.
+"""One PDL's battery-agent value: index tracker + battery ledger + surplus + alert episodes.
 
 The battery agent (agents/battery.py) stores ONE ``LedgerState`` per PDL in one table value, so
 the index baseline and the ledgers it fed are always written together (atomic changelog write):
@@ -19,8 +19,12 @@ Per reading (``fold_reading``):
 3. ``tables.battery.fold_delta`` folds the delta, then ``tables.surplus.fold_surplus`` folds each
    of its pieces (export and overflow of the same spans and contract versions).
 
-Also: ``sync_contract`` (anchors of a new contract document), ``close_if_due`` (timer: day and
-month ends on the wall clock). Pure: no Faust, no Kafka, no Redis.
+4. ``fold_alerts`` folds the same reading into the alert episodes (tables/alerts.py), with the
+   battery as of this reading. The alerts live in the same value: one atomic write per reading,
+   so a replay after a crash can never see a ledger and alerts of different readings.
+
+Also: ``sync_contract`` (anchors of a new contract document), ``tick`` (timer: day and month ends
+on the wall clock, meter silence). Pure: no Faust, no Kafka, no Redis.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Mapping, NamedTuple
 
+from tables import alerts as alr
 from tables import battery as bat
 from tables import surplus as sur
 from tables.contracts import Contract, ContractVersion, contract_to_dict, effective_at, latest_anchor
@@ -122,6 +127,7 @@ class LedgerState:
     tracker: Tracker = field(default_factory=Tracker)
     battery: bat.BatteryState = field(default_factory=bat.BatteryState)
     surplus: sur.SurplusState = field(default_factory=sur.SurplusState)
+    alerts: alr.AlertState = field(default_factory=alr.AlertState)
 
 
 class LedgerFold(NamedTuple):
@@ -165,6 +171,37 @@ def fold_reading(
     return LedgerFold(state, True, synced.battery_events + fold.events, surplus_events, status)
 
 
+def fold_alerts(
+    state: LedgerState,
+    reading: Mapping[str, Any],
+    contract: Contract | None,
+    settings: alr.AlertSettings,
+    *,
+    now: datetime,
+) -> tuple[LedgerState, list[alr.AlertEvent]]:
+    """Fold the reading into the alert episodes, after ``fold_reading`` of the same reading (the
+    battery alerts see the ledger as of this reading). ``now`` is the reception clock."""
+    try:
+        when = datetime.fromisoformat(reading["time"])
+    except (KeyError, TypeError, ValueError):
+        return state, []
+    version = effective_at(contract.versions, when) if contract is not None else None
+    alerts, events = alr.fold_reading(
+        state.alerts, reading, settings, contract_version=version, battery=state.battery, now=now
+    )
+    return replace(state, alerts=alerts), events
+
+
+def tick(state: LedgerState, now: datetime, settings: alr.AlertSettings) -> tuple[LedgerFold, list[alr.AlertEvent]]:
+    """Timer work at wall-clock ``now``: close ended days/months, open ``meter_silent``, end the
+    daily budget episode. ``fold.changed`` tells whether anything moved."""
+    fold = close_if_due(state, now)
+    alerts, events = alr.tick(state.alerts, now, settings)
+    if alerts != state.alerts:
+        fold = fold._replace(state=replace(fold.state, alerts=alerts), changed=True)
+    return fold, events
+
+
 def sync_contract(state: LedgerState, contract: Contract | None) -> LedgerFold:
     """Apply the newest invoice anchor of ``contract`` (no-op if already applied or pending)."""
     if contract is None or latest_anchor(contract.anchors) is None:
@@ -183,9 +220,9 @@ def close_if_due(state: LedgerState, now: datetime) -> LedgerFold:
     return LedgerFold(replace(state, battery=battery, surplus=surplus), changed, b_events, s_events, "closed")
 
 
-def close_is_due(state: LedgerState, now: datetime) -> bool:
-    """Whether ``close_if_due`` would change anything (the timer sends a tick only then)."""
-    return close_if_due(state, now).changed
+def tick_is_due(state: LedgerState, now: datetime, settings: alr.AlertSettings) -> bool:
+    """Whether ``tick`` would change anything (the timer sends a tick message only then)."""
+    return tick(state, now, settings)[0].changed
 
 
 # --------------------------------------------------------------------------- rendering
@@ -240,6 +277,7 @@ def state_to_dict(state: LedgerState) -> dict[str, Any]:
         "tracker": {"cursor": cursor_to_dict(t.cursor), "labels": dict(t.labels), "active": t.active},
         "battery": bat.state_to_dict(state.battery),
         "surplus": sur.state_to_dict(state.surplus),
+        "alerts": alr.state_to_dict(state.alerts),
     }
 
 
@@ -253,4 +291,5 @@ def state_from_dict(data: Mapping[str, Any]) -> LedgerState:
         tracker=Tracker(cursor=cursor_from_dict(t["cursor"]), labels=dict(t["labels"]), active=t.get("active")),
         battery=bat.state_from_dict(data["battery"]),
         surplus=sur.state_from_dict(data["surplus"]),
+        alerts=alr.state_from_dict(data["alerts"]),
     )

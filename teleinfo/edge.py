@@ -4,7 +4,8 @@
     await run_edge(devices, publisher, metrics, stop)   # until ``stop`` is set
 
 Per device a ``DeviceReader`` task owns the serial port: open (with back-off while the device
-is absent, busy or not allowed), read in a worker thread, feed the sans-IO ``FrameDecoder``,
+is absent, busy or not allowed), poll it every 0.2 s (network URLs: a blocking read in a
+worker thread), feed the sans-IO ``FrameDecoder``,
 auto-detect the baud rate (``serial_port.BaudDetector``), and hand every complete frame to a
 callback. ``ReadingStamper`` turns a frame into the published reading (the decoder's reading
 plus ``device`` and ``received_at``; docs/reading-schema.md "Fields added by the edge reader").
@@ -29,10 +30,13 @@ from teleinfo.protocol import BAUD_BY_MODE, Frame, FrameDecoder
 from teleinfo.reading import build_reading
 from teleinfo.serial_port import (
     BAUD_RATES,
+    POLL_SECONDS,
     SERIAL_ERRORS,
     BaudDetector,
     classify_error,
     open_port,
+    poll_fd,
+    read_available,
     read_chunk,
 )
 
@@ -198,8 +202,17 @@ class DeviceReader:
         name = self.config.name
         decoder, detector, metrics = self.decoder, self.detector, self.metrics
         received_bytes = metrics.received_bytes.labels(name)
+        fd = poll_fd(port)
+        data = b""
         while not self._stop.is_set():
-            data = await asyncio.to_thread(read_chunk, port)
+            if fd is not None:
+                # Poll: sleep, then take what arrived. Read again at once after a big chunk
+                # (a fast replay or --speed) so the kernel buffer never overflows.
+                if len(data) < 2048:
+                    await asyncio.sleep(POLL_SECONDS)
+                data = read_available(fd)
+            else:  # network URLs (socket://, rfc2217://): blocking read in a worker thread
+                data = await asyncio.to_thread(read_chunk, port)
             frames: list[Frame] = []
             valid = 0
             if data:

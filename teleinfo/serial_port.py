@@ -17,19 +17,24 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import termios
 from dataclasses import dataclass, field
 
 import serial
 
-__all__ = ["BAUD_RATES", "open_port", "read_chunk", "BaudDetector", "classify_error",
-           "SERIAL_ERRORS"]
+__all__ = ["BAUD_RATES", "open_port", "read_chunk", "poll_fd", "read_available",
+           "BaudDetector", "classify_error", "SERIAL_ERRORS", "POLL_SECONDS"]
 
 BAUD_RATES = (1200, 9600)  # historic first: the factory default of a Linky (54E §3.3)
 # pyserial raises SerialException for most things, but some termios/OS errors escape it
 # (linkytic const.py LINKY_IO_ERRORS; protocol.md §5.4).
 SERIAL_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, termios.error, OSError)
 READ_TIMEOUT = 0.2  # seconds a read waits for more bytes; bounds wake-ups to ~5/s per device
+# Local ports are polled, not waited on: a wake-up per arrival (a USB adapter delivers every
+# few ms) costs more CPU than reading what piled up every 0.2 s (192 bytes at 9600 Bd, far
+# below the kernel's 4 KiB tty buffer). Measured in bench/edge_reader.py.
+POLL_SECONDS = 0.2
 READ_SIZE = 4096
 
 
@@ -77,6 +82,39 @@ def read_chunk(port: serial.SerialBase) -> bytes:
     (rather than ``in_waiting or 1``) keeps the wake-ups per device at a few per second.
     """
     return port.read(READ_SIZE)
+
+
+def poll_fd(port: serial.SerialBase) -> int | None:
+    """The file descriptor to poll without a thread (local POSIX ports), else None."""
+    fd = getattr(port, "fd", None)
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
+def read_available(fd: int) -> bytes:
+    """Non-blocking: every byte already received on ``fd`` (b"" if none).
+
+    Same disconnect test as pyserial's ``read``: the descriptor polls readable but yields no
+    data (a USB adapter that was pulled, a pty whose other side closed).
+    """
+    chunks = []
+    while True:
+        readable, _, _ = select.select([fd], [], [], 0)
+        if not readable:
+            break
+        try:
+            data = os.read(fd, READ_SIZE * 16)
+        except BlockingIOError:
+            break
+        if not data:
+            if chunks:
+                break
+            raise serial.SerialException(
+                "device reports readiness to read but returned no data "
+                "(device disconnected or multiple access on port?)")
+        chunks.append(data)
+        if len(data) < READ_SIZE * 16:
+            break
+    return b"".join(chunks)
 
 
 def classify_error(exc: BaseException) -> str:

@@ -94,7 +94,8 @@ def build_publisher(settings: Settings, metrics: EdgeMetrics) -> Publisher:
                         partitions=settings.topic_partitions,
                         replication=settings.topic_replication,
                         compression=settings.edge_compression, linger_ms=settings.edge_linger_ms)
-    return Publisher(sink, spool, metrics, spool_after_seconds=settings.spool_after_seconds)
+    return Publisher(sink, spool, metrics, spool_after_seconds=settings.spool_after_seconds,
+                     drain_batch=settings.spool_drain_batch)
 
 
 async def _main(args: argparse.Namespace, settings: Settings, devices: list) -> int:  # type: ignore[type-arg]

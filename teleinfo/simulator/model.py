@@ -151,7 +151,7 @@ class Meter:
     """The state of one meter; ``next_frame()`` emits a frame and advances the clock."""
 
     spec: MeterSpec
-    now: datetime  # aware, simulated
+    now: datetime  # aware, simulated (kept in UTC)
     error_rate: float = 0.0
     energy: list[float] = field(default_factory=list)  # Wh per tariff period (true)
     exported: float = 0.0  # Wh (true)
@@ -164,7 +164,9 @@ class Meter:
 
     def __post_init__(self) -> None:
         s = self.spec
-        self.now = self.now.astimezone(PARIS)
+        # Arithmetic in UTC: adding a timedelta to a zoneinfo datetime is wall-clock arithmetic
+        # and would walk straight through a DST change.
+        self.now = self.now.astimezone(timezone.utc)
         self._rng = random.Random(f"{s.seed}:{s.index}:errors")
         n = len(_HIST_INDEXES[s.tariff])
         if not self.energy:
@@ -610,7 +612,7 @@ def _floor(t: datetime, minutes: int) -> datetime:
     """Start of the ``minutes`` period containing ``t`` (in UTC terms: periods that divide an
     hour line up with local ones, France's offsets being whole hours)."""
     ts = t.timestamp()
-    return datetime.fromtimestamp(ts - ts % (minutes * 60), timezone.utc).astimezone(PARIS)
+    return datetime.fromtimestamp(ts - ts % (minutes * 60), timezone.utc)
 
 
 def _horodate(t: datetime) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from teleinfo.simulator.line import FileLine, PtyLine
-from teleinfo.simulator.model import Meter, MeterSpec
+from teleinfo.simulator.model import PARIS, Meter, MeterSpec
 
 __all__ = ["SimulationOptions", "run_simulated_meters", "spawn_simulator"]
 
@@ -189,7 +189,7 @@ def _truth(opts: SimulationOptions, meters: list[Meter],
            "speed": opts.speed, "error_rate": opts.error_rate, "meters": []}
     for m, rec in zip(meters, records):
         summary = m.truth_summary()
-        summary["end"] = m.now.isoformat()
+        summary["end"] = m.now.astimezone(PARIS).isoformat()
         counts: dict[str, int] = {}
         for r in rec:
             counts[r["status"]] = counts.get(r["status"], 0) + 1

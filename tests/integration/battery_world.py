@@ -124,6 +124,7 @@ class Meter:
 
     def run(self, start: datetime, end: datetime) -> tuple[list[dict[str, Any]], list[Interval]]:
         """Readings at every hour of [start, end] (the first is the baseline) and the truth."""
+        assert (end - start) % HOUR == timedelta(0), "whole hours only"
         readings = [self.reading(start)]
         intervals = []
         t = start

@@ -1,0 +1,55 @@
+"""Consumption agent: index deltas into hour/day/month buckets per tariff register and injection.
+
+The rules are tables/consumption.py's; storage is stream/state.py's (hot value + history records
+in one table, written in an order that survives a crash). Publishes ``linky:{pdl}:conso`` (the
+open hour, day and month) when they change, and counts index anomalies (backwards, rollover,
+meter change) in ``linky_stream_index_events_total``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from stream import metrics
+from stream.app import app, readings_topic
+from stream.state import conso_channel, consumption_config, load_consumption, publisher, store_consumption
+from tables.consumption import ConsumptionState, fold_reading, render_conso_payload
+
+log = logging.getLogger(__name__)
+AGENT = "consumption"
+
+
+@app.agent(readings_topic, name="consumption")
+async def consumption_agent(stream):  # type: ignore[no-untyped-def]
+    async for event in stream.events():
+        handle(event.key, event.value)
+
+
+def handle(key: bytes | None, value: bytes) -> None:
+    """Fold one reading into its PDL's buckets, store, publish (inside stream iteration)."""
+    try:
+        reading = json.loads(value)
+        pdl = key.decode() if key else str(reading["pdl"])
+        before = load_consumption(pdl) or ConsumptionState()
+        fold = fold_reading(before, reading, consumption_config)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        metrics.READINGS.labels(AGENT, "invalid").inc()
+        log.warning("consumption: reading ignored (%s): %.200r", exc, value)
+        return
+    except Exception:  # a bug must not stop the stream for every other PDL: count, log, go on
+        metrics.READINGS.labels(AGENT, "error").inc()
+        log.exception("consumption: fold failed for %.200r", value)
+        return
+    if not fold.applied:
+        metrics.READINGS.labels(AGENT, "duplicate").inc()
+        return
+    for ev in fold.events:
+        metrics.INDEX_EVENTS.labels(ev.kind).inc()
+        log.warning("consumption: %s on %s: %s", ev.kind, pdl, ev.to_dict())
+    store_consumption(pdl, fold)
+    metrics.READINGS.labels(AGENT, "baseline" if before.cursor.time is None else "applied").inc()
+    if fold.changed or fold.events:
+        payload = render_conso_payload(fold.state, pdl=pdl, config=consumption_config, events=fold.events)
+        event_time = fold.state.cursor.time.timestamp() if fold.state.cursor.time else None
+        publisher.publish(conso_channel(pdl), payload, event_time=event_time)

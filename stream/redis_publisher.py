@@ -1,0 +1,266 @@
+"""Redis output of the stream: PUBLISH on ``linky:{pdl}:<kind>`` and SET the same-name snapshot key.
+
+Agents never wait for Redis. ``RedisPublisher.publish`` is synchronous and O(1): it appends the
+payload to a bounded in-memory queue that one background task (``run``) drains in pipelined
+batches (PUBLISH + SET per payload, in order, so a channel's subscribers see its payloads in the
+order they were produced). Redis down or slow:
+
+- every round trip is bounded by ``timeout_seconds`` (socket timeouts, no client retries, plus a
+  hard ``asyncio.timeout``), so a slow Redis costs at most that per batch, never per reading;
+- a failed batch is dropped and counted (``linky_redis_publish_failures_total{reason}``), and the
+  publisher goes *down*: new payloads are dropped at once (``reason="redis_down"``, nothing piles
+  up in memory, Kafka consumption is unaffected) while a ping is retried every ``retry_seconds``;
+- when Redis answers again, every snapshot key is rewritten from the registered snapshot sources
+  (the tables: the current state, not a replay of what was missed). Live data is ephemeral: the
+  missed PUBLISH messages are not replayed.
+
+A full queue (Redis much slower than the stream) drops the new payload (``reason="queue_full"``)
+and schedules the same snapshot rewrite, so snapshot keys converge to the tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Union
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from stream import metrics
+
+log = logging.getLogger(__name__)
+
+Snapshot = tuple[str, bytes]  # (channel = key, payload)
+SnapshotSource = Callable[[], Union[Iterable[Snapshot], AsyncIterator[Snapshot]]]
+
+__all__ = ["RedisPublisher", "Snapshot", "SnapshotSource", "encode"]
+
+
+def encode(payload: Mapping[str, Any] | bytes) -> bytes:
+    """Compact JSON bytes of a payload (bytes pass through)."""
+    if isinstance(payload, (bytes, bytearray)):
+        return bytes(payload)
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class RedisPublisher:
+    """Bounded, ordered, non-blocking publisher (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_seconds: float = 0.5,
+        queue_size: int = 10_000,
+        retry_seconds: float = 1.0,
+        batch_size: int = 256,
+        client_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout_seconds
+        self.queue_size = queue_size
+        self.retry_seconds = retry_seconds
+        self.batch_size = batch_size
+        self._client_factory = client_factory or self._default_client
+        self._client: Any = None
+        self._queue: deque[tuple[str, bytes, float | None]] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._sources: list[SnapshotSource] = []
+        self.up = True  # optimistic until the first failure
+        self.resync_pending = False
+        metrics.REDIS_UP.set(1)
+
+    # ------------------------------------------------------------------ called by agents
+
+    def publish(self, channel: str, payload: Mapping[str, Any] | bytes, *, event_time: float | None = None) -> bool:
+        """Queue ``payload`` for ``channel`` (and its snapshot key); never blocks, never raises.
+
+        ``event_time`` (epoch seconds of the reading) feeds the processing-latency histogram.
+        Returns False when the payload was dropped (Redis down, queue full).
+        """
+        if not self.up:
+            metrics.REDIS_FAILURES.labels("redis_down").inc()
+            self.resync_pending = True
+            return False
+        if len(self._queue) >= self.queue_size:
+            metrics.REDIS_FAILURES.labels("queue_full").inc()
+            self.resync_pending = True
+            return False
+        self._queue.append((channel, encode(payload), event_time))
+        metrics.REDIS_QUEUE.set(len(self._queue))
+        if self._wakeup is not None:
+            self._wakeup.set()
+        return True
+
+    def add_snapshot_source(self, source: SnapshotSource) -> None:
+        """Register a callable yielding ``(channel, payload)`` for every snapshot this worker owns."""
+        self._sources.append(source)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # ------------------------------------------------------------------ background task
+
+    async def run(self) -> None:
+        """Drain the queue forever (a faust ``app.task``); cancel to stop."""
+        self._wakeup = asyncio.Event()
+        try:
+            while True:
+                await self.step()
+        finally:
+            await self.close()
+
+    async def step(self) -> None:
+        """One iteration of ``run``: wait for work, reconnect if down, send one batch."""
+        assert self._wakeup is not None or not self._queue
+        if self._wakeup is None:
+            self._wakeup = asyncio.Event()
+        if self.up and not self._queue and not self.resync_pending:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        if not self.up:
+            if not await self._ping():
+                await asyncio.sleep(self.retry_seconds)
+                return
+            self._set_up(True)
+            log.warning("redis is back: rewriting snapshot keys")
+        if self._queue:
+            batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+            metrics.REDIS_QUEUE.set(len(self._queue))
+            await self._send(batch)
+        elif self.resync_pending:
+            await self.rewrite_snapshots()
+
+    async def rewrite_snapshots(self) -> int:
+        """SET every snapshot of the registered sources; returns how many were written."""
+        self.resync_pending = False
+        written = 0
+        chunk: list[Snapshot] = []
+        try:
+            for source in self._sources:
+                items = source()
+                if hasattr(items, "__aiter__"):
+                    async for item in items:  # type: ignore[union-attr]
+                        chunk.append(item)
+                        if len(chunk) >= self.batch_size:
+                            written += await self._set_all(chunk)
+                            chunk = []
+                else:
+                    for item in items:  # type: ignore[union-attr]
+                        chunk.append(item)
+                        if len(chunk) >= self.batch_size:
+                            written += await self._set_all(chunk)
+                            chunk = []
+            written += await self._set_all(chunk)
+        except _Down:
+            self.resync_pending = True
+        except Exception:  # a table closed by a rebalance under the scan: try again later
+            log.warning("snapshot rewrite interrupted; will retry", exc_info=True)
+            self.resync_pending = True
+        metrics.SNAPSHOTS_REWRITTEN.inc(written)
+        return written
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.aclose()
+            except Exception:
+                pass
+
+    # ------------------------------------------------------------------ internals
+
+    def _default_client(self) -> Any:
+        return aioredis.Redis.from_url(
+            self.url,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+        )
+
+    def _connection(self) -> Any:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    async def _send(self, batch: list[tuple[str, bytes, float | None]]) -> None:
+        try:
+            async with asyncio.timeout(self.timeout * 2):
+                pipe = self._connection().pipeline(transaction=False)
+                for channel, data, _ in batch:
+                    pipe.publish(channel, data)
+                    pipe.set(channel, data)
+                await pipe.execute()
+        except Exception as exc:  # redis, OS and timeout errors alike: drop, count, go down
+            reason = "timeout" if isinstance(exc, (TimeoutError, asyncio.TimeoutError)) or "Timeout" in type(
+                exc
+            ).__name__ else "error"
+            metrics.REDIS_FAILURES.labels(reason).inc(len(batch))
+            self._go_down(exc)
+            return
+        now = time.time()
+        for channel, _, event_time in batch:
+            kind = metrics.channel_kind(channel)
+            metrics.REDIS_PUBLISHED.labels(kind).inc()
+            if event_time is not None:
+                metrics.LATENCY.labels(kind).observe(max(0.0, now - event_time))
+
+    async def _set_all(self, items: list[Snapshot]) -> int:
+        if not items:
+            return 0
+        try:
+            async with asyncio.timeout(self.timeout * 2):
+                pipe = self._connection().pipeline(transaction=False)
+                for channel, data in items:
+                    pipe.set(channel, data)
+                await pipe.execute()
+        except Exception as exc:
+            self._go_down(exc)
+            raise _Down from exc
+        return len(items)
+
+    async def _ping(self) -> bool:
+        try:
+            async with asyncio.timeout(self.timeout * 2):
+                await self._connection().ping()
+            return True
+        except Exception:
+            await self.close()
+            return False
+
+    def _go_down(self, exc: BaseException) -> None:
+        if self.up:
+            log.warning("redis unavailable (%r): dropping publishes until it answers again", exc)
+        dropped = len(self._queue)
+        if dropped:
+            metrics.REDIS_FAILURES.labels("redis_down").inc(dropped)
+            self._queue.clear()
+            metrics.REDIS_QUEUE.set(0)
+        self._set_up(False)
+        self.resync_pending = True
+        # a fresh connection next time (the old one may be half-broken)
+        client, self._client = self._client, None
+        if client is not None:
+            asyncio.ensure_future(_quiet_close(client))
+
+    def _set_up(self, up: bool) -> None:
+        self.up = up
+        metrics.REDIS_UP.set(1 if up else 0)
+
+
+class _Down(Exception):
+    """Redis failed during a snapshot rewrite."""
+
+
+async def _quiet_close(client: Any) -> None:
+    try:
+        await client.aclose()
+    except Exception:
+        pass

@@ -1,0 +1,79 @@
+"""HTTP queries of the live and consumption state, on the worker's web server (docs/stream.md).
+
+- ``GET /pdl/{pdl}/live``: the live payload (the same JSON as ``linky:{pdl}:live``);
+- ``GET /pdl/{pdl}/consumption?granularity=hour|day|month&from=...&to=...``:
+  ``{"pdl", "granularity", "buckets": [{"start", "end", "import_wh", "export_wh", "by_period"}]}``
+  in time order, the open bucket included. ``from``/``to`` are ISO-8601 dates (local midnight,
+  Europe/Paris) or datetimes (with an offset, or local time without one); buckets overlapping
+  ``[from, to)`` are returned; either may be omitted. ``granularity`` defaults to ``day``.
+
+Errors are JSON ``{"error": ..., "pdl": ...}``: 404 for a PDL this stream has never seen, 400 for
+a bad parameter. Both views are wrapped in ``app.table_route``: the request is forwarded to the
+worker holding the PDL's partition (Kafka's default partitioner on the PDL, as the readings are
+keyed), so any worker answers for any PDL; 503 while partitions are being (re)assigned.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from faust.web import Request, Response, View
+
+from stream.app import app
+from stream.state import consumption_config, consumption_table, history_loader, live_table, load_consumption
+from tables.calendar import local_midnight
+from tables.consumption import GRANULARITIES, query_buckets
+
+
+class BadParameter(ValueError):
+    pass
+
+
+@app.page("/pdl/{pdl}/live")
+class LiveView(View):
+    @app.table_route(table=live_table, match_info="pdl")
+    async def get(self, request: Request, pdl: str) -> Response:
+        raw = live_table.get(pdl.encode())
+        if raw is None:
+            return self.json({"error": f"unknown PDL {pdl}", "pdl": pdl}, status=404)
+        return self.bytes(raw, content_type="application/json")
+
+
+@app.page("/pdl/{pdl}/consumption")
+class ConsumptionView(View):
+    @app.table_route(table=consumption_table, match_info="pdl")
+    async def get(self, request: Request, pdl: str) -> Response:
+        query = request.query
+        granularity = query.get("granularity", "day")
+        try:
+            if granularity not in GRANULARITIES:
+                raise BadParameter(f"granularity must be one of {'|'.join(GRANULARITIES)}, got {granularity!r}")
+            start = parse_bound(query.get("from"), consumption_config.tz, "from")
+            end = parse_bound(query.get("to"), consumption_config.tz, "to")
+        except BadParameter as exc:
+            return self.json({"error": str(exc), "pdl": pdl}, status=400)
+        state = load_consumption(pdl)
+        if state is None:
+            return self.json({"error": f"unknown PDL {pdl}", "pdl": pdl}, status=404)
+        buckets = query_buckets(state, granularity, start, end, history_loader(pdl), consumption_config)
+        return self.json({"pdl": pdl, "granularity": granularity, "buckets": buckets})
+
+
+def parse_bound(raw: str | None, tz: ZoneInfo, name: str) -> datetime | None:
+    """``2026-10-25`` -> local midnight; a datetime with an offset as is; without one, local time.
+
+    A ``+`` in an unescaped query string arrives as a space: ``...T00:00:00 02:00`` is accepted.
+    """
+    if raw is None or raw == "":
+        return None
+    text = raw.strip()
+    if len(text) > 19 and text[-6] == " ":
+        text = f"{text[:-6]}+{text[-5:]}"
+    try:
+        if len(text) == 10:
+            return local_midnight(date.fromisoformat(text), tz)
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadParameter(f"{name}={raw!r} is not an ISO-8601 date or datetime") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=tz)

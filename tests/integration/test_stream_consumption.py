@@ -1,0 +1,124 @@
+"""The stream end to end on the real stack: simulated meters -> Kafka -> real workers -> tables,
+HTTP queries and Redis, against the simulator's ground truth.
+
+Nine days (2026-10-24 .. 2026-11-01, Europe/Paris) include the 25-hour day of 2026-10-25 and a
+month change; half of the meters have a reader offline for seven hours inside a day; readings
+are duplicated and an older block is replayed; the first worker is SIGKILLed mid-stream, then
+restarted on its data dir next to a second worker with an empty one (changelog recovery and a
+rebalance), and both must answer every query identically, to the Wh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from datetime import date
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.integration.stream_support import (
+    Worker,
+    create_topic,
+    produce,
+    send_order,
+    simulate,
+    wait_for,
+    worker_env,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def day_totals(worker: Worker, pdl: str, granularity: str = "day", **params: str) -> dict[str, list[int]]:
+    query = "&".join([f"granularity={granularity}", *(f"{k}={v}" for k, v in params.items())])
+    status, body = worker.get(f"/pdl/{pdl}/consumption?{query}")
+    if status != 200:
+        return {"status": [status]}
+    key_len = 10 if granularity != "month" else 7
+    return {b["start"][:key_len]: [b["import_wh"], b["export_wh"]] for b in body["buckets"]}
+
+
+async def test_day_and_month_totals_match_the_ground_truth_through_a_crash(
+    kafka_bootstrap: str, redis_url: str, unique_name, tmp_path: Path
+) -> None:
+    topic = unique_name("readings")
+    await create_topic(kafka_bootstrap, topic)
+    readings, meters = simulate(n_pdls=12, first_day=date(2026, 10, 24), days=9)
+    sequence = send_order(readings)
+    last_time = {pdl: rs[-1]["time"] for pdl, rs in readings.items()}
+    watched = next(iter(meters))
+    env = worker_env(kafka_bootstrap, redis_url, topic, unique_name("app"))
+    a = Worker("worker-a", env, tmp_path / "data-a", tmp_path)
+    b = Worker("worker-b", env, tmp_path / "data-b", tmp_path)
+    sub = aioredis.from_url(redis_url)
+    pubsub = sub.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(f"linky:{watched}:live", f"linky:{watched}:conso")
+    try:
+        a.start()
+        half = len(sequence) // 2
+        await produce(kafka_bootstrap, topic, sequence[:half])
+        wait_for(lambda: a.metric("linky_stream_readings_processed_total", agent="consumption") >= half // 3,
+                 120, "worker A processing the first half", [a])  # fmt: skip
+        seen = a.metric("linky_stream_readings_processed_total", agent="consumption")
+        a.stop(signal.SIGKILL)
+        assert seen < half, "worker A finished the first half before the kill: not a mid-stream crash"
+
+        a.start()
+        b.start()
+        await produce(kafka_bootstrap, topic, sequence[half:])
+
+        def caught_up() -> bool:
+            for pdl, t in last_time.items():
+                status, body = a.get(f"/pdl/{pdl}/live")
+                if status != 200 or body["time"] != t:
+                    return False
+            return all(day_totals(a, pdl) == meters[pdl].truth_days for pdl in meters)
+
+        wait_for(caught_up, 240, "both workers caught up with every PDL", [a, b], interval=1.0)
+
+        for worker in (a, b):  # whichever worker holds the partition, the answer is the same
+            for pdl, meter in meters.items():
+                assert day_totals(worker, pdl) == meter.truth_days, (worker.name, pdl)
+                assert day_totals(worker, pdl, "month") == meter.truth_months, (worker.name, pdl)
+        # the 25-hour day, hour by hour, with a from/to range
+        for pdl, meter in meters.items():
+            status, body = a.get(f"/pdl/{pdl}/consumption?granularity=hour&from=2026-10-25&to=2026-10-26")
+            assert status == 200 and len(body["buckets"]) == 25
+            assert sum(b["import_wh"] for b in body["buckets"]) == meter.truth_days["2026-10-25"][0]
+            assert sum(b["export_wh"] for b in body["buckets"]) == meter.truth_days["2026-10-25"][1]
+            starts = [b["start"] for b in body["buckets"]]
+            assert len(set(starts)) == 25 and starts[2:4] == ["2026-10-25T02:00:00+02:00", "2026-10-25T02:00:00+01:00"]
+        # both workers own some of the partitions (the answers above were routed)
+        assert a.metric("linky_stream_readings_processed_total", agent="live") > 0
+        assert b.metric("linky_stream_readings_processed_total", agent="live") > 0
+
+        status, body = a.get("/pdl/99999999999999/consumption?granularity=day")
+        assert status == 404 and "error" in body
+        status, body = b.get(f"/pdl/{watched}/consumption?granularity=week")
+        assert status == 400 and "granularity" in body["error"]
+
+        # Redis: the snapshot keys hold the final state; the watched PDL's channels carried it
+        live = json.loads(await sub.get(f"linky:{watched}:live"))
+        conso = json.loads(await sub.get(f"linky:{watched}:conso"))
+        assert live["time"] == last_time[watched] and live["schema_version"] == 1
+        assert conso["day"]["start"] == "2026-11-01T00:00:00+01:00"
+        assert [conso["day"]["import_wh"], conso["day"]["export_wh"]] == meters[watched].truth_days["2026-11-01"]
+        messages: list[dict] = []
+        async with asyncio.timeout(10):
+            while True:
+                msg = await pubsub.get_message(timeout=0.5)
+                if msg is None:
+                    if messages:
+                        break
+                    continue
+                messages.append(json.loads(msg["data"]))
+        lives = [m for m in messages if "power_va" in m]
+        assert lives and lives[-1]["time"] == last_time[watched]
+    finally:
+        await pubsub.aclose()
+        await sub.aclose()
+        a.stop()
+        b.stop()
