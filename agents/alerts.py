@@ -21,7 +21,7 @@ from prometheus_client import Counter
 
 from stream.app import settings
 from stream.battery_publish import publish
-from tables.alerts import AlertEvent, AlertSettings, AlertState, render_open_alerts
+from tables.alerts import SCHEMA_VERSION, AlertEvent, AlertSettings, AlertState, render_open_alerts
 
 alert_settings = AlertSettings(
     overload_share=settings.alert_overload_share,
@@ -42,6 +42,13 @@ async def publish_events(state: AlertState, events: list[AlertEvent]) -> None:
     for event in events:
         ALERT_EVENTS.labels(event.kind, event.action).inc()
         await publish(f"linky:{event.pdl}:alerts", {**event.to_payload(), "open": open_alerts})
+
+
+def snapshot_payload(state: AlertState, pdl: str) -> dict[str, Any]:
+    """The alerts snapshot rewritten from the table (no event: kind/action/at are null)."""
+    open_alerts = render_open_alerts(state)["open"]
+    return {"schema_version": SCHEMA_VERSION, "pdl": pdl, "kind": None, "action": None, "at": None,
+            "details": {}, "open": open_alerts}  # fmt: skip
 
 
 def http_document(pdl: str) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ import json
 import logging
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from prometheus_client import Counter
 
@@ -28,7 +28,8 @@ from agents import alerts
 from agents.contracts import contract_for, on_contract_change
 from agents.ticks import send_tick, ticks_topic
 from stream.app import app, readings_topic, settings, table_options
-from stream.battery_publish import publish
+from stream.battery_publish import add_snapshot_source, publish
+from stream.redis_publisher import Snapshot, encode
 from tables.contracts import Contract
 from tables.ledger import (
     LedgerFold,
@@ -161,6 +162,21 @@ async def _publish(before: LedgerState, fold: LedgerFold, contract: Contract | N
         await publish(f"linky:{pdl}:battery", battery_payload(after, contract))
     if force or after.surplus != before.surplus:
         await publish(f"linky:{pdl}:surplus", surplus_payload(after, contract))
+
+
+def snapshots() -> Iterator[Snapshot]:
+    """Every battery, surplus and alerts snapshot of this worker's partitions (from the table),
+    rewritten when Redis comes back. The alerts key then holds the open alerts with null event
+    fields (the last event itself is not kept)."""
+    for key, raw in ledger.items():
+        state = state_from_dict(json.loads(raw))
+        contract = contract_for(state.pdl)
+        yield f"linky:{state.pdl}:battery", encode(battery_payload(state, contract))
+        yield f"linky:{state.pdl}:surplus", encode(surplus_payload(state, contract))
+        yield f"linky:{state.pdl}:alerts", encode(alerts.snapshot_payload(state.alerts, state.pdl))
+
+
+add_snapshot_source(snapshots)
 
 
 def http_document(pdl: str) -> dict[str, Any] | None:

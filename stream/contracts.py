@@ -162,7 +162,7 @@ async def _topic_partitions(admin: AIOKafkaAdminClient, topic: str) -> int:
 async def _check_topic(admin: AIOKafkaAdminClient, cfg: Settings) -> None:
     partitions = await _topic_partitions(admin, cfg.contracts_topic)
     for _ in range(METADATA_RETRIES):  # a topic just created takes a moment to show in metadata
-        if partitions == cfg.topic_partitions:
+        if partitions:
             break
         await asyncio.sleep(METADATA_RETRY_SECONDS)
         partitions = await _topic_partitions(admin, cfg.contracts_topic)

@@ -51,9 +51,16 @@ def build_reading(frame: Frame, received_at: datetime | None = None) -> dict[str
     else:
         reading = _historic(frame)
     if reading["time"] is None and received_at is not None:
-        reading["time"] = received_at.isoformat()
+        reading["time"] = received_at.isoformat(timespec="milliseconds")
         reading["time_source"] = "receiver"
     return reading
+
+
+def _prm(value: str | None) -> str | None:
+    """The PRM, or None when absent or blank/all zeros (unset or anonymised: not an identity)."""
+    if value is None or not value.strip("0 "):
+        return None
+    return value
 
 
 def horodate_to_iso(horodate: str) -> str | None:
@@ -127,7 +134,7 @@ def _standard(frame: Frame) -> dict[str, Any]:
     v = get("NTARF")
     tariff_index = int(v) if v is not None else None
     return {
-        "pdl": get("PRM") or meter,
+        "pdl": _prm(get("PRM")) or meter,
         "meter": meter,
         "mode": "standard",
         "time": time,

@@ -96,10 +96,11 @@ async def run_simulated_meters(opts: SimulationOptions, stop: asyncio.Event | No
     if on_ready is not None:
         on_ready(info)
     records: list[list[dict[str, Any]]] = [[] for _ in meters]
-    truth_writer = asyncio.create_task(_write_truth_periodically(opts, meters, records))
+    counts: list[dict[str, int]] = [{} for _ in meters]
+    truth_writer = asyncio.create_task(_write_truth_periodically(opts, meters, records, counts))
     try:
         tasks = [asyncio.create_task(_run_meter(m, outs[i] if outs else None, opts, stop,
-                                                records[i], publisher))
+                                                records[i], counts[i], publisher))
                  for i, m in enumerate(meters)]
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait([waiter, asyncio.gather(*tasks)],  # type: ignore[list-item]
@@ -116,14 +117,15 @@ async def run_simulated_meters(opts: SimulationOptions, stop: asyncio.Event | No
         if publisher is not None:
             await publisher.close(timeout=30)
             publisher_task.cancel()
-    truth = _truth(opts, meters, records)
+    truth = _truth(opts, meters, records, counts)
     if opts.truth is not None:
         _write_json(opts.truth, truth)
     return truth
 
 
 async def _run_meter(meter: Meter, line: Any, opts: SimulationOptions, stop: asyncio.Event,
-                     record: list[dict[str, Any]], publisher: Any) -> None:
+                     record: list[dict[str, Any]], counts: dict[str, int],
+                     publisher: Any) -> None:
     loop = asyncio.get_running_loop()
     speed = opts.speed
     bps = meter.spec.baud / 10
@@ -159,7 +161,9 @@ async def _run_meter(meter: Meter, line: Any, opts: SimulationOptions, stop: asy
                     await asyncio.sleep(delay)
         if delivered < len(data) and out.truth["status"] != "interrupted":
             out.truth["status"] = "lost"
-        record.append(out.truth)
+        counts[out.truth["status"]] = counts.get(out.truth["status"], 0) + 1
+        if opts.truth_readings:  # otherwise memory would grow for as long as it runs
+            record.append(out.truth)
         sim += out.seconds
         if speed > 0:
             delay = wall0 + sim / speed - loop.time()
@@ -183,17 +187,14 @@ async def _kafka_publisher(opts: SimulationOptions) -> tuple[Any, asyncio.Task[N
     return publisher, asyncio.create_task(publisher.run())
 
 
-def _truth(opts: SimulationOptions, meters: list[Meter],
-           records: list[list[dict[str, Any]]]) -> dict[str, Any]:
+def _truth(opts: SimulationOptions, meters: list[Meter], records: list[list[dict[str, Any]]],
+           counts: list[dict[str, int]]) -> dict[str, Any]:
     out = {"generated_by": "teleinfo simulate", "start": opts.start.isoformat(),
            "speed": opts.speed, "error_rate": opts.error_rate, "meters": []}
-    for m, rec in zip(meters, records):
+    for m, rec, by_status in zip(meters, records, counts):
         summary = m.truth_summary()
         summary["end"] = m.now.astimezone(PARIS).isoformat()
-        counts: dict[str, int] = {}
-        for r in rec:
-            counts[r["status"]] = counts.get(r["status"], 0) + 1
-        summary["frames_by_status"] = counts
+        summary["frames_by_status"] = dict(by_status)
         if opts.truth_readings:
             summary["readings"] = rec
         out["meters"].append(summary)  # type: ignore[attr-defined]
@@ -201,12 +202,13 @@ def _truth(opts: SimulationOptions, meters: list[Meter],
 
 
 async def _write_truth_periodically(opts: SimulationOptions, meters: list[Meter],
-                                    records: list[list[dict[str, Any]]]) -> None:
+                                    records: list[list[dict[str, Any]]],
+                                    counts: list[dict[str, int]]) -> None:
     if opts.truth is None:
         return
     while True:
         await asyncio.sleep(30)
-        _write_json(opts.truth, _truth(opts, meters, records))
+        _write_json(opts.truth, _truth(opts, meters, records, counts))
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -175,9 +175,20 @@ async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis
             assert response.status == 200, await response.text()
             return await response.json()
 
+    async def contracts_applied() -> float:
+        try:
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                text = await response.text()
+        except aiohttp.ClientError:
+            return 0.0
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("linky_contract_records_applied_total"))  # fmt: skip
+
     main = ["rt", "cap", "mon", "chg", "res"]
     try:
         worker.start()
+        # Two topics have no order between them: let the contracts in before the first readings.
+        await wait_for(lambda: _at_least(contracts_applied, 8), "the 8 contract records", worker)
         # ---- phase A: 10 days (+ the alerts scenario and October 2026), with duplicates
         batch: list[dict[str, Any]] = []
         for name in main:
@@ -342,6 +353,10 @@ async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+async def _at_least(probe: Any, n: float) -> bool:
+    return await probe() >= n
 
 
 def assert_row(row: dict[str, Any], expected: Any, where: str) -> None:

@@ -71,7 +71,8 @@ def test_f2_historic_three_phase() -> None:
 def test_f3_standard_mono() -> None:
     r = build_reading(real("F3"), None)
     assert r["meter"] == "012345678910"
-    assert r["pdl"] == "00000000000000"  # PRM wins over ADSC
+    # F3's PRM is all zeros (anonymised): not an identity, so the PDL falls back to ADSC.
+    assert r["pdl"] == "012345678910"
     assert r["time"] == "2024-02-10T12:14:13+01:00"
     assert r["tariff_period"] == "BASE"
     assert r["import_wh"] == 3519703
@@ -107,7 +108,7 @@ def test_f5_f6_producers() -> None:
 
 def test_receive_time_used_only_without_date() -> None:
     at = datetime(2024, 2, 10, 11, 14, 13, tzinfo=timezone.utc)
-    assert build_reading(real("F1"), at)["time"] == "2024-02-10T11:14:13+00:00"
+    assert build_reading(real("F1"), at)["time"] == "2024-02-10T11:14:13.000+00:00"  # millisecond precision
     assert build_reading(real("F3"), at)["time"] == "2024-02-10T12:14:13+01:00"
 
 
