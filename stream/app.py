@@ -17,53 +17,10 @@ agents (one module each), stream/web.py the HTTP queries, tables/ the pure domai
 
 from __future__ import annotations
 
-import socket
-from typing import Any
-
-import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
-
+from stream.factory import canonical_url, create_app, table_options  # noqa: F401  (re-exported)
 from stream.settings import Settings
 
 settings = Settings.from_env()
-
-
-def create_app(cfg: Settings) -> faust.App:
-    """Build the Faust app from settings (tests build their own with other topic names)."""
-    faust_app = faust.App(
-        cfg.app_id,
-        broker=f"kafka://{cfg.kafka_bootstrap}",
-        store="rocksdb://",
-        datadir=str(cfg.datadir),
-        topic_partitions=cfg.topic_partitions,
-        topic_replication_factor=cfg.topic_replication,
-        processing_guarantee=cfg.processing_guarantee,
-        web_host=cfg.web_host,
-        web_port=cfg.web_port,
-        web_bind=cfg.web_host,
-        canonical_url=canonical_url(cfg),
-        web_tables_enabled=False,
-        key_serializer="raw",
-        value_serializer="raw",
-        autodiscover=False,
-    )
-    setup_prometheus_sensors(faust_app, name_prefix="linky_faust")
-    return faust_app
-
-
-def canonical_url(cfg: Settings) -> str:
-    """The URL other workers use to reach this worker's web server."""
-    if cfg.web_canonical_url:
-        return cfg.web_canonical_url
-    host = socket.gethostname() if cfg.web_host in {"", "0.0.0.0", "::"} else cfg.web_host
-    return f"http://{host}:{cfg.web_port}"
-
-
-def table_options(cfg: Settings) -> dict[str, Any]:
-    """RocksDB options for every table (bounded cache instead of faust's 2 GiB default)."""
-    return {"driver": "rocksdict", "block_cache_size": cfg.rocksdb_block_cache_bytes}
-
-
 app = create_app(settings)
 readings_topic = app.topic(
     settings.readings_topic,

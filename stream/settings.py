@@ -30,6 +30,7 @@ class Settings:
     web_port: int = 6066
     web_canonical_url: str = ""  # URL other workers use to reach this one; "" = http://web_host:web_port
     processing_guarantee: str = "at_least_once"
+    kafka_session_timeout_seconds: float = 60.0  # a dead worker's partitions move after this long
     rocksdb_block_cache_bytes: int = 64 * 1024 * 1024
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"

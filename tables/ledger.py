@@ -36,7 +36,7 @@ from typing import Any, Mapping, NamedTuple
 from tables import alerts as alr
 from tables import battery as bat
 from tables import surplus as sur
-from tables.contracts import Contract, ContractVersion, contract_to_dict, effective_at, latest_anchor
+from tables.contracts import Contract, contract_to_dict, effective_at, latest_anchor
 from tables.deltas import TOTAL, Cursor, advance, cursor_from_dict, cursor_to_dict
 
 SCHEMA_VERSION = 1
@@ -256,13 +256,6 @@ def battery_document(state: LedgerState, contract: Contract | None) -> dict[str,
     doc["surplus"] = surplus_payload(state, contract)
     doc["surplus"]["months"] = sur.render_history(state.surplus)
     return doc
-
-
-def version_in_force(contract: Contract | None, when: datetime | None) -> ContractVersion | None:
-    """The contract version at ``when`` (None without contract or time)."""
-    if contract is None or when is None:
-        return None
-    return effective_at(contract.versions, when)
 
 
 # --------------------------------------------------------------------------- (de)serialization

@@ -10,7 +10,7 @@ It brings the stack up, then starts, each as its own process with its log under 
 3. ``linky-stream worker`` — the Faust worker: tables in RocksDB, Redis channels, HTTP, /metrics;
 4. contracts for the simulated producer PDLs (virtual battery), when the contract CLI exists;
 
-and prints what arrives on Redis (``linky:*``) until Ctrl-C or ``--duration`` seconds.
+and summarises what arrives on Redis (``linky:*``) per PDL until Ctrl-C or ``--duration`` seconds.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -33,6 +33,7 @@ from deploy.local import stack as local_stack
 
 PARIS = ZoneInfo("Europe/Paris")
 EDGE_METRICS_PORT = 9105
+SUMMARY_SECONDS = 5.0
 
 
 @dataclass
@@ -74,12 +75,15 @@ class Pipeline:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local.pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", action="append", default=[], help="read this dongle instead of simulated meters")
-    parser.add_argument("--meters", type=int, default=3, help="simulated meters (default 3, a producer among them)")
+    parser.add_argument("--meters", type=int, default=4, help="simulated meters (default 4, two producers among them)")
     parser.add_argument("--speed", type=float, default=20.0,
                         help="simulated meters run N times faster than real time (default 20)")
     parser.add_argument("--start", help="simulated start (default: today 10:00 Europe/Paris, sunny hours)")
+    parser.add_argument("--seed", type=int,
+                        help="simulator seed (default: new per run, so each run has new meters whose clock can "
+                             "start again at 10:00 without being taken for old readings)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
-    parser.add_argument("--quiet", action="store_true", help="do not print Redis messages")
+    parser.add_argument("--verbose", action="store_true", help="print every Redis message, not a summary")
     args = parser.parse_args(argv)
 
     cfg = local_stack.StackConfig.from_env()
@@ -94,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             start = args.start or datetime.now(PARIS).replace(hour=10, minute=0, second=0, microsecond=0).isoformat()
             sim = pipeline.spawn("simulator", [
                 "teleinfo", "simulate", "--pty", "--meters", str(args.meters), "--speed", str(args.speed),
-                "--start", start, "--link-dir", str(cfg.stack_dir / "meters"), "--json",
+                "--start", start, "--seed", str(args.seed or 2 + int(time.time()) % 997),
+                "--link-dir", str(cfg.stack_dir / "meters"), "--json",
                 "--truth", str(cfg.stack_dir / "truth.json"),
             ], capture_stdout=True)
             meters = _read_meter_lines(sim, args.meters)
@@ -102,12 +107,14 @@ def main(argv: list[str] | None = None) -> int:
             pdls = [m["pdl"] for m in meters]
             for m in meters:
                 _say(f"simulated meter {m['pdl']}: {m.get('description', '')} on {m.get('link') or m['path']}")
+        # Contracts first: readings and contracts travel on two topics with no order between them.
+        _set_demo_contracts(pipeline, [m for m in (meters if not args.device else [])
+                                       if "producer" in m.get("description", "")])
         pipeline.spawn("worker", ["stream", "worker", "-l", "info"])
         pipeline.spawn("edge", ["teleinfo", "publish", *devices, "--metrics-port", str(EDGE_METRICS_PORT),
                                 "--spool-dir", str(cfg.stack_dir / "spool")])
-        _set_demo_contracts(pipeline, [m for m in (meters if not args.device else []) if "producer" in m.get("description", "")])
         _print_help(cfg, pdls)
-        asyncio.run(_watch_redis(cfg.redis_url, pipeline, args.duration, args.quiet))
+        asyncio.run(_watch_redis(cfg.redis_url, pipeline, args.duration, args.verbose, pdls))
     except KeyboardInterrupt:
         pass
     except RuntimeError as exc:
@@ -132,15 +139,23 @@ def _read_meter_lines(sim: subprocess.Popen[bytes], count: int) -> list[dict]:
 
 
 def _set_demo_contracts(pipeline: Pipeline, producers: list[dict]) -> None:
-    """Give simulated producers a virtual-battery contract so the battery moves in the demo."""
-    try:
-        import stream.contract_cli  # noqa: F401
-    except ImportError:
-        return
-    for m in producers:
-        since = (datetime.now(PARIS) - timedelta(days=31)).date().isoformat()
-        subprocess.run([sys.executable, "-m", "stream", "contract", "set", m["pdl"], "--offer", "virtual_battery",
-                        "--effective", since], env=pipeline.env, cwd=local_stack.REPO_ROOT, check=False)
+    """Give the simulated producers contracts so the demo shows both offers moving: the first a
+    2 kWh virtual battery (overflow sold), the next ones "Boost Mon Surplus" (surplus resale)."""
+    today = datetime.now(PARIS).date().isoformat()
+    for i, m in enumerate(producers):
+        if i == 0:
+            offer = ["--offer", "virtual_battery", "--capacity-kwh", "2", "--overflow", "sold",
+                     "--overflow-rate", "0.04", "--settlement", "realtime", "--fee", "HP=0.0996", "--fee", "HC=0.0996"]
+            what = "a 2 kWh virtual battery, overflow sold at 0.04 EUR/kWh"
+        else:
+            offer = ["--offer", "surplus_resale", "--rate", "0.1269"]
+            what = "surplus resale at 0.1269 EUR/kWh"
+        done = subprocess.run([sys.executable, "-m", "stream", "contract", "set", m["pdl"], "--from", today, *offer],
+                              env=pipeline.env, cwd=local_stack.REPO_ROOT, capture_output=True, text=True)
+        if done.returncode == 0:
+            _say(f"contract: {m['pdl']} has {what} from {today}")
+        else:
+            _say(f"contract for {m['pdl']} not set: {done.stderr.strip()[-300:]}")
 
 
 def _print_help(cfg: local_stack.StackConfig, pdls: list[str]) -> None:
@@ -152,32 +167,58 @@ def _print_help(cfg: local_stack.StackConfig, pdls: list[str]) -> None:
     _say(f"metrics:         curl http://127.0.0.1:6066/metrics ; curl http://127.0.0.1:{EDGE_METRICS_PORT}/metrics")
 
 
-async def _watch_redis(url: str, pipeline: Pipeline, duration: float | None, quiet: bool) -> None:
+async def _watch_redis(url: str, pipeline: Pipeline, duration: float | None, verbose: bool,
+                       pdls: list[str]) -> None:
+    """Follow ``linky:*`` on Redis; print a one-line-per-PDL summary every few seconds
+    (every message with ``--verbose``)."""
     import redis.asyncio as aioredis
 
     client = aioredis.from_url(url)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
-    await pubsub.psubscribe("linky:*")
+    if pdls:  # simulated meters: only theirs (other users of this Redis may publish too)
+        await pubsub.psubscribe(*(f"linky:{pdl}:*" for pdl in pdls))
+    else:
+        await pubsub.psubscribe("linky:*")
+    latest: dict[str, dict[str, dict]] = {}
     deadline = time.monotonic() + duration if duration else None
+    next_summary = time.monotonic() + SUMMARY_SECONDS
     try:
         while deadline is None or time.monotonic() < deadline:
             pipeline.check_alive()
-            msg = await pubsub.get_message(timeout=1.0)
-            if msg is None or quiet:
-                continue
-            print(_summarise(msg["channel"].decode(), msg["data"]), flush=True)
+            msg = await pubsub.get_message(timeout=0.5)
+            if msg is not None:
+                channel = msg["channel"].decode()
+                if verbose:
+                    print(f"{channel} {msg['data'].decode(errors='replace')}", flush=True)
+                _, pdl, kind = (channel.split(":", 2) + ["", ""])[:3]
+                with contextlib.suppress(ValueError):
+                    latest.setdefault(pdl, {})[kind] = json.loads(msg["data"])
+            if not verbose and time.monotonic() >= next_summary:
+                next_summary = time.monotonic() + SUMMARY_SECONDS
+                for pdl, channels in sorted(latest.items()):
+                    print(summarise(pdl, channels), flush=True)
     finally:
         await pubsub.aclose()
         await client.aclose()
 
 
-def _summarise(channel: str, data: bytes) -> str:
-    try:
-        payload = json.loads(data)
-    except ValueError:
-        return f"{channel}: {data[:200]!r}"
-    keep = {k: v for k, v in payload.items() if not isinstance(v, (dict, list))}
-    return f"{channel:38} " + " ".join(f"{k}={v}" for k, v in list(keep.items())[:9])
+def summarise(pdl: str, channels: dict[str, dict]) -> str:
+    """One line for a PDL from the latest payload of each of its channels."""
+    live, conso = channels.get("live", {}), channels.get("conso", {})
+    battery, surplus = channels.get("battery", {}), channels.get("surplus", {})
+    parts = [f"{pdl:14}", f"{str(live.get('time', '-'))[:19]:19}"]
+    parts.append(f"draw {live.get('power_va', '-')!s:>5} VA  inject {live.get('export_power_va') or 0!s:>5} VA")
+    day = conso.get("day") or {}
+    parts.append(f"today +{day.get('import_wh', '-')} Wh / -{day.get('export_wh', '-')} Wh")
+    if battery.get("offer") == "virtual_battery":
+        parts.append(f"battery {battery.get('level_wh')} Wh ({battery.get('percent')}%)")
+    month = surplus.get("month") or {}
+    if surplus.get("offer") not in (None, "none") and month:
+        parts.append(f"surplus {month.get('surplus_wh')} Wh, cagnotte {month.get('cagnotte_eur')} EUR")
+    alerts = channels.get("alerts", {}).get("open")
+    if alerts:
+        parts.append("alerts: " + ",".join(sorted(str(a.get("kind")) for a in alerts)))
+    return " | ".join(parts)
 
 
 def _say(msg: str) -> None:

@@ -1,0 +1,199 @@
+"""Single-worker stream throughput (readings/s on one core), against a baseline in the same run.
+
+    .venv/bin/python bench/stream_throughput.py [--readings 20000] [--pdls 200] [--repeat 1]
+
+For each app, a fresh topic (4 partitions) is filled with the same simulated readings (standard
+mode, every 2 s per PDL, two tariff registers and injection, 2 % duplicates), then one worker is
+started pinned to CPU 0 (``taskset -c 0``) on the local stack (Kafka + Redis, started if needed)
+and its /metrics polled. The rate is measured between 10 % and 100 % of the readings processed
+(start-up and partition assignment excluded):
+
+- ``baseline``: bench/stream_noop_app.py, the same faust configuration with one agent that
+  only decodes each reading's JSON (faust + aiokafka + event loop cost);
+- ``stream``: the real worker, ``faust -A stream.app worker`` (every agent of agents/: live,
+  consumption, battery, contracts...; RocksDB tables with changelogs; Redis publishes).
+
+Kafka, Redis and the producer run on the other core. Numbers are for this machine only; compare
+the ratio, not the absolute figure, across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from deploy.local import stack as local_stack  # noqa: E402
+
+PARIS = ZoneInfo("Europe/Paris")
+APPS = {
+    "baseline": ("bench.stream_noop_app", [("linky_bench_noop_readings_total", {})]),
+    "stream": (
+        "stream.app",
+        [
+            ("linky_stream_readings_processed_total", {"agent": "live"}),
+            ("linky_stream_readings_processed_total", {"agent": "consumption"}),
+        ],
+    ),
+}
+
+
+def readings(n: int, pdls: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
+    rng = random.Random(seed)
+    start = datetime(2026, 10, 24, 20, 0, tzinfo=timezone.utc)
+    state = {f"{30_000_000_000_000 + i:014d}": [rng.randrange(10**7), rng.randrange(10**7), rng.randrange(10**6)]
+             for i in range(pdls)}  # fmt: skip
+    out: list[tuple[bytes, bytes]] = []
+    step = 0
+    while len(out) < n:
+        t = start + timedelta(seconds=2 * step)
+        local = t.astimezone(PARIS)
+        offpeak = local.hour >= 22 or local.hour < 6
+        for pdl, idx in state.items():
+            idx[0 if offpeak else 1] += rng.randrange(0, 4)
+            idx[2] += rng.randrange(0, 2)
+            value = json.dumps({
+                "pdl": pdl, "meter": "M" + pdl, "mode": "standard", "time": local.isoformat(),
+                "tariff_period": "HEURE CREUSE" if offpeak else "HEURE PLEINE",
+                "import_wh": idx[0] + idx[1], "import_wh_by_period": {"EASF01": idx[0], "EASF02": idx[1]},
+                "export_wh": idx[2], "power_va": rng.randrange(100, 6000), "export_power_va": rng.randrange(0, 900),
+                "current_a": [rng.randrange(1, 30)], "voltage_v": [rng.randrange(225, 240)], "subscribed_kva": 9,
+                "overload": False, "status": None,
+            }).encode()  # fmt: skip
+            out.append((pdl.encode(), value))
+            if rng.random() < 0.02:
+                out.append((pdl.encode(), value))
+        step += 1
+    return out[:n]
+
+
+async def fill_topic(bootstrap: str, topic: str, data: list[tuple[bytes, bytes]]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in data]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def metric(port: int, name: str, labels: dict[str, str]) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0.0
+    total = 0.0
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            base, _, rest = key.partition("{")
+            if base == name and all(f'{k}="{v}"' in rest for k, v in labels.items()):
+                total += float(value)
+    return total
+
+
+def run_one(kind: str, cfg: local_stack.StackConfig, data: list[tuple[bytes, bytes]], workdir: Path) -> float:
+    module, counters = APPS[kind]
+    tag = uuid.uuid4().hex[:8]
+    topic = f"bench.readings.{tag}"
+    asyncio.run(fill_topic(cfg.bootstrap_servers, topic, data))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKY_")}
+    env.update(
+        LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_url, LINKY_READINGS_TOPIC=topic,
+        LINKY_CONTRACTS_TOPIC=f"{topic}.contracts", LINKY_APP_ID=f"bench-{kind}-{tag}",
+        LINKY_DATADIR=str(workdir / f"{kind}-{tag}"), LINKY_WEB_PORT=str(port), PYTHONPATH=str(ROOT),
+    )  # fmt: skip
+    cmd = [sys.executable, "-m", "faust", "-A", module, "worker", "-l", "warn"]
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+    log = open(workdir / f"{kind}-{tag}.log", "wb")
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    n = len(data)
+    try:
+        def done() -> float:
+            return min(metric(port, name, labels) for name, labels in counters)
+
+        t10 = t100 = None
+        deadline = time.monotonic() + 900
+        while t100 is None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{kind} worker exited; see {log.name}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{kind} worker too slow; see {log.name}")
+            count = done()
+            now = time.monotonic()
+            if t10 is None and count >= n * 0.1:
+                t10, c10 = now, count
+            if count >= n:
+                t100 = now
+            time.sleep(0.1)
+        return (n - c10) / (t100 - t10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--readings", type=int, default=20_000)
+    parser.add_argument("--pdls", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per app; the best is kept")
+    args = parser.parse_args()
+    cfg = local_stack.StackConfig.from_env()
+    local_stack.up(cfg, quiet=True)
+    data = readings(args.readings, args.pdls)
+    print(f"# stream throughput: {len(data)} readings, {args.pdls} PDLs, 1 worker on CPU 0 "
+          f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})")  # fmt: skip
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="linky-bench-") as tmp:
+        for kind in APPS:
+            best = max(run_one(kind, cfg, data, Path(tmp)) for _ in range(args.repeat))
+            results[kind] = best
+    base = results["baseline"]
+    print(f"{'app':<10} {'readings/s':>12} {'vs baseline':>12}")
+    for kind, rate in results.items():
+        print(f"{kind:<10} {rate:>12.0f} {rate / base:>11.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Building the faust app from settings, without side effects (stream/app.py builds *the* app;
+bench/ and tests build their own). See stream/app.py for the pitfalls handled here."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from stream.settings import Settings
+
+
+def create_app(cfg: Settings) -> faust.App:
+    """Build the Faust app from settings (RocksDB store, raw serializers, /metrics)."""
+    faust_app = faust.App(
+        cfg.app_id,
+        broker=f"kafka://{cfg.kafka_bootstrap}",
+        store="rocksdb://",
+        datadir=str(cfg.datadir),
+        topic_partitions=cfg.topic_partitions,
+        topic_replication_factor=cfg.topic_replication,
+        processing_guarantee=cfg.processing_guarantee,
+        web_host=cfg.web_host,
+        web_port=cfg.web_port,
+        web_bind=cfg.web_host,
+        canonical_url=canonical_url(cfg),
+        broker_session_timeout=cfg.kafka_session_timeout_seconds,
+        web_tables_enabled=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        autodiscover=False,
+    )
+    setup_prometheus_sensors(faust_app, name_prefix="linky_faust")
+    return faust_app
+
+
+def canonical_url(cfg: Settings) -> str:
+    """The URL other workers use to reach this worker's web server."""
+    if cfg.web_canonical_url:
+        return cfg.web_canonical_url
+    host = socket.gethostname() if cfg.web_host in {"", "0.0.0.0", "::"} else cfg.web_host
+    return f"http://{host}:{cfg.web_port}"
+
+
+def table_options(cfg: Settings) -> dict[str, Any]:
+    """RocksDB options for every table (bounded cache instead of faust's 2 GiB default)."""
+    return {"driver": "rocksdict", "block_cache_size": cfg.rocksdb_block_cache_bytes}
