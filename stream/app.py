@@ -9,7 +9,9 @@ Pitfalls handled here (../shared/stack.md section 1):
 - the readings topic is declared (``internal=True``) with ``topic_partitions`` partitions: the
   broker does not auto-create topics, and tables must be co-partitioned with their source;
 - ``canonical_url`` is this worker's own address, so ``app.table_route`` can forward an HTTP query
-  to the worker holding a PDL's partition when several run (faust's default is the host name).
+  to the worker holding a PDL's partition when several run (faust's default is the host name);
+- after a crash (no clean-shutdown marker) the local tables are discarded and recovered from the
+  changelogs: faust's local RocksDB can be ahead of them (stream/datadir.py).
 
 Layout (docs/stream.md): stream/state.py holds the tables and the Redis publisher, agents/ the
 agents (one module each), stream/web.py the HTTP queries, tables/ the pure domain rules.
@@ -17,6 +19,10 @@ agents (one module each), stream/web.py the HTTP queries, tables/ the pure domai
 
 from __future__ import annotations
 
+import atexit
+from typing import Any
+
+from stream import datadir
 from stream.factory import canonical_url, create_app, table_options  # noqa: F401  (re-exported)
 from stream.settings import Settings
 
@@ -30,6 +36,23 @@ readings_topic = app.topic(
     replicas=settings.topic_replication,
     internal=True,  # declared (created if missing) by the worker, like the edge publisher does
 )
+
+_stopping: dict[str, bool] = {"graceful": False}
+
+
+@app.on_worker_init.connect
+def _claim_datadir(sender: Any, **kwargs: Any) -> None:
+    """Lock the data dir; after an unclean stop, drop local tables (stream/datadir.py says why)."""
+    if "atexit" not in _stopping:
+        datadir.claim(settings.datadir)
+        atexit.register(lambda: datadir.mark_clean(settings.datadir) if _stopping["graceful"] else None)
+        _stopping["atexit"] = True
+
+
+@app.on_before_shutdown.connect
+async def _graceful_stop(sender: Any, **kwargs: Any) -> None:
+    _stopping["graceful"] = True
+
 
 # Agents register themselves on import (one module per agent, see agents/), then the HTTP views.
 import agents  # noqa: E402,F401  (import for side effects, after `app` exists)

@@ -118,7 +118,6 @@ class RedisPublisher:
 
     async def step(self) -> None:
         """One iteration of ``run``: wait for work, reconnect if down, send one batch."""
-        assert self._wakeup is not None or not self._queue
         if self._wakeup is None:
             self._wakeup = asyncio.Event()
         if self.up and not self._queue and not self.resync_pending:

@@ -8,16 +8,21 @@
   ``[from, to)`` are returned; either may be omitted. ``granularity`` defaults to ``day``.
 
 Errors are JSON ``{"error": ..., "pdl": ...}``: 404 for a PDL this stream has never seen, 400 for
-a bad parameter. Both views are wrapped in ``app.table_route``: the request is forwarded to the
+a bad parameter. Both views are routed like ``app.table_route``: the request is forwarded to the
 worker holding the PDL's partition (Kafka's default partitioner on the PDL, as the readings are
-keyed), so any worker answers for any PDL; 503 while partitions are being (re)assigned.
+keyed), so any worker answers for any PDL; 503 (JSON) while partitions are being (re)assigned.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
+from functools import wraps
+from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
+from faust.exceptions import SameNode
+from faust.types import CollectionT
 from faust.web import Request, Response, View
 
 from stream.app import app
@@ -26,13 +31,37 @@ from tables.calendar import local_midnight
 from tables.consumption import GRANULARITIES, query_buckets
 
 
+log = logging.getLogger(__name__)
+Handler = Callable[[Any, Request, str], Awaitable[Response]]
+
+
 class BadParameter(ValueError):
     pass
 
 
+def routed(table: CollectionT) -> Callable[[Handler], Handler]:
+    """``app.table_route(table, match_info="pdl")`` that answers 503 JSON instead of a 500 when
+    the owner is not known yet (start-up, rebalance) or cannot be reached (a worker just died)."""
+
+    def decorator(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def get(view: Any, request: Request, pdl: str) -> Response:
+            try:
+                return await app.router.route_req(table.name, pdl, view.web, request)
+            except SameNode:
+                return await handler(view, request, pdl)
+            except Exception as exc:  # ServiceUnavailable, unknown partition, owner unreachable
+                log.info("routing %s for %s failed: %r", request.path, pdl, exc)
+                return view.json({"error": "partition owner not available, retry", "pdl": pdl}, status=503)
+
+        return get
+
+    return decorator
+
+
 @app.page("/pdl/{pdl}/live")
 class LiveView(View):
-    @app.table_route(table=live_table, match_info="pdl")
+    @routed(live_table)
     async def get(self, request: Request, pdl: str) -> Response:
         raw = live_table.get(pdl.encode())
         if raw is None:
@@ -42,7 +71,7 @@ class LiveView(View):
 
 @app.page("/pdl/{pdl}/consumption")
 class ConsumptionView(View):
-    @app.table_route(table=consumption_table, match_info="pdl")
+    @routed(consumption_table)
     async def get(self, request: Request, pdl: str) -> Response:
         query = request.query
         granularity = query.get("granularity", "day")

@@ -260,7 +260,7 @@ def worker_env(bootstrap: str, redis_url: str, topic: str, app_id: str, **extra:
     env.update(
         LINKY_KAFKA_BOOTSTRAP=bootstrap, LINKY_REDIS_URL=redis_url, LINKY_READINGS_TOPIC=topic,
         LINKY_APP_ID=app_id, LINKY_CONTRACTS_TOPIC=f"{topic}.contracts", LINKY_LOG_FORMAT="text",
-        LINKY_METRICS_INTERVAL_SECONDS="1", PYTHONUNBUFFERED="1",
+        LINKY_METRICS_INTERVAL_SECONDS="1", LINKY_KAFKA_SESSION_TIMEOUT_SECONDS="10", PYTHONUNBUFFERED="1",
     )  # fmt: skip
     env.update(extra)
     return env

@@ -58,9 +58,15 @@ async def test_day_and_month_totals_match_the_ground_truth_through_a_crash(
     await pubsub.subscribe(f"linky:{watched}:live", f"linky:{watched}:conso")
     try:
         a.start()
-        half = len(sequence) // 2
-        await produce(kafka_bootstrap, topic, sequence[:half])
-        wait_for(lambda: a.metric("linky_stream_readings_processed_total", agent="consumption") >= half // 3,
+        first, half = len(sequence) // 10, len(sequence) // 2
+        await produce(kafka_bootstrap, topic, sequence[:first])
+        # Kill only after every partition has a committed offset (docs/stream.md "Known issue":
+        # faust does not resume a partition killed before its first commit correctly).
+        wait_for(lambda: all(a.metric("linky_faust_topic_partition_offset_commited", topic=topic, partition=str(p)) > 0
+                             for p in range(4)), 120, "worker A committing every partition", [a])  # fmt: skip
+        await produce(kafka_bootstrap, topic, sequence[first:half])
+        target = first + (half - first) // 4
+        wait_for(lambda: a.metric("linky_stream_readings_processed_total", agent="consumption") >= target,
                  120, "worker A processing the first half", [a])  # fmt: skip
         seen = a.metric("linky_stream_readings_processed_total", agent="consumption")
         a.stop(signal.SIGKILL)
@@ -77,7 +83,12 @@ async def test_day_and_month_totals_match_the_ground_truth_through_a_crash(
                     return False
             return all(day_totals(a, pdl) == meters[pdl].truth_days for pdl in meters)
 
-        wait_for(caught_up, 240, "both workers caught up with every PDL", [a, b], interval=1.0)
+        try:
+            wait_for(caught_up, 180, "both workers caught up with every PDL", [a, b], interval=1.0)
+        except AssertionError as exc:
+            diffs = {pdl: {d: (got, meter.truth_days.get(d)) for d, got in day_totals(a, pdl).items()
+                           if got != meter.truth_days.get(d)} for pdl, meter in meters.items()}  # fmt: skip
+            raise AssertionError(f"{exc}\nday totals differing from the truth: {diffs}") from None
 
         for worker in (a, b):  # whichever worker holds the partition, the answer is the same
             for pdl, meter in meters.items():

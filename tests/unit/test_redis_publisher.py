@@ -1,0 +1,127 @@
+"""stream/redis_publisher.py with a fake Redis client: order, drops while down, snapshot rewrite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from stream import metrics
+from stream.redis_publisher import RedisPublisher
+
+
+class FakePipeline:
+    def __init__(self, client: "FakeRedis") -> None:
+        self.client, self.ops = client, []
+
+    def publish(self, channel: str, data: bytes) -> None:
+        self.ops.append(("publish", channel, data))
+
+    def set(self, key: str, data: bytes) -> None:
+        self.ops.append(("set", key, data))
+
+    async def execute(self) -> list[Any]:
+        if self.client.down:
+            raise ConnectionError("redis down")
+        if self.client.delay:
+            await asyncio.sleep(self.client.delay)
+        for op, key, data in self.ops:
+            if op == "publish":
+                self.client.published.append((key, json.loads(data)))
+            else:
+                self.client.keys[key] = json.loads(data)
+        return [1] * len(self.ops)
+
+
+class FakeRedis:
+    def __init__(self) -> None:
+        self.down = False
+        self.delay = 0.0
+        self.published: list[tuple[str, Any]] = []
+        self.keys: dict[str, Any] = {}
+
+    def pipeline(self, transaction: bool = False) -> FakePipeline:
+        return FakePipeline(self)
+
+    async def ping(self) -> bool:
+        if self.down:
+            raise ConnectionError("redis down")
+        return True
+
+    async def aclose(self) -> None:
+        pass
+
+
+def failures(reason: str) -> float:
+    return metrics.REDIS_FAILURES.labels(reason)._value.get()
+
+
+async def drain(pub: RedisPublisher, steps: int = 20) -> None:
+    for _ in range(steps):
+        if not pub.queued and not pub.resync_pending and pub.up:
+            return
+        await asyncio.wait_for(pub.step(), 5)
+
+
+async def test_payloads_are_published_in_order_with_their_snapshot_key() -> None:
+    fake = FakeRedis()
+    pub = RedisPublisher("redis://fake", batch_size=3, client_factory=lambda: fake)
+    for i in range(10):
+        assert pub.publish("linky:P:live", {"seq": i}, event_time=0.0)
+    await drain(pub)
+    assert [p["seq"] for _, p in fake.published] == list(range(10))
+    assert fake.keys == {"linky:P:live": {"seq": 9}}
+
+
+async def test_redis_down_drops_and_counts_then_rewrites_snapshots_from_the_source() -> None:
+    fake = FakeRedis()
+    state = {"linky:P:live": {"seq": 0}}
+    pub = RedisPublisher("redis://fake", retry_seconds=0.01, client_factory=lambda: fake)
+    pub.add_snapshot_source(lambda: [(k, json.dumps(v).encode()) for k, v in state.items()])
+    fake.down = True
+    before_error, before_down = failures("error"), failures("redis_down")
+    pub.publish("linky:P:live", {"seq": 1})
+    await pub.step()  # the batch fails: publisher goes down
+    assert not pub.up and failures("error") == before_error + 1
+    state["linky:P:live"] = {"seq": 2}
+    assert pub.publish("linky:P:live", {"seq": 2}) is False  # dropped at once while down
+    assert failures("redis_down") == before_down + 1 and pub.queued == 0
+    await pub.step()  # ping fails, sleeps retry_seconds
+    assert not pub.up
+    fake.down = False
+    await drain(pub)
+    assert pub.up and fake.keys == {"linky:P:live": {"seq": 2}}  # rewritten from the tables' state
+    assert fake.published == []  # missed live messages are not replayed
+
+
+async def test_full_queue_drops_the_new_payload_and_schedules_a_rewrite() -> None:
+    fake = FakeRedis()
+    pub = RedisPublisher("redis://fake", queue_size=2, client_factory=lambda: fake)
+    pub.add_snapshot_source(lambda: [("linky:P:conso", b'{"seq": 3}')])
+    before = failures("queue_full")
+    assert pub.publish("linky:P:conso", {"seq": 1}) and pub.publish("linky:P:conso", {"seq": 2})
+    assert pub.publish("linky:P:conso", {"seq": 3}) is False
+    assert failures("queue_full") == before + 1 and pub.resync_pending
+    await drain(pub)
+    assert [p["seq"] for _, p in fake.published] == [1, 2] and fake.keys["linky:P:conso"] == {"seq": 3}
+
+
+async def test_a_slow_redis_times_out_instead_of_blocking() -> None:
+    fake = FakeRedis()
+    fake.delay = 5.0
+    pub = RedisPublisher("redis://fake", timeout_seconds=0.05, client_factory=lambda: fake)
+    before = failures("timeout")
+    pub.publish("linky:P:live", {"seq": 1})
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await pub.step()
+    assert loop.time() - start < 1.0
+    assert not pub.up and failures("timeout") == before + 1
+
+
+@pytest.mark.parametrize("payload", [{"a": 1}, b'{"a":1}'])
+def test_publish_never_raises_without_a_running_loop(payload: Any) -> None:
+    pub = RedisPublisher("redis://fake", client_factory=FakeRedis)
+    assert pub.publish("linky:P:live", payload) is True and pub.queued == 1
