@@ -30,7 +30,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import DefaultPartitioner
 
 from stream.settings import Settings
-from tables.contracts import PARIS, Contract, contract_from_dict, contract_to_dict
+from tables.calendar import PARIS
+from tables.contracts import Contract, contract_from_dict, contract_to_dict
 
 UNKNOWN_TOPIC = 3
 TOPIC_ALREADY_EXISTS = 36

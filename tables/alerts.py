@@ -44,8 +44,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
 
-from tables.battery import BatteryState, month_key, period_kind, projected_month_end_wh, to_utc
-from tables.contracts import PARIS, ContractVersion, Offer, local_date
+from tables.battery import BatteryState, month_key, period_kind, projected_month_end_wh
+from tables.calendar import PARIS, local_date, to_utc
+from tables.contracts import ContractVersion, Offer
 
 SCHEMA_VERSION = 1
 KINDS = (

@@ -30,10 +30,11 @@ the part that did not fit, so ``closing = opening + credited - overflow - used +
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
+from tables.calendar import split_delta, to_utc
 from tables.contracts import (
     RATIO_SCALE,
     Anchor,
@@ -364,46 +365,6 @@ _HISTORIC_KINDS = {
     "HCHC": "HC", "HCHP": "HP", "BASE": "BASE", "TH": "BASE", "HN": "BASE", "PM": "HP",
     "EJPHN": "BASE", "EJPHPM": "HP", "HC": "HC", "HP": "HP",
 }  # fmt: skip
-
-
-# --------------------------------------------------------------------------- splitting
-
-
-def split_delta(
-    start: datetime,
-    end: datetime,
-    cuts: Iterable[datetime],
-    import_wh_by_period: Mapping[str, int],
-    export_wh: int,
-) -> list[tuple[datetime, datetime, dict[str, int], int]]:
-    """Split a delta at every Europe/Paris midnight and at ``cuts`` inside (start, end).
-
-    Each amount is shared in proportion to time with the largest-remainder rule (ties go to the
-    earlier piece), so the pieces add up exactly. A zero-length delta is one piece.
-    """
-    start, end = to_utc(start), to_utc(end)
-    bounds = sorted({c for c in (*_midnights_between(start, end), *map(to_utc, cuts)) if start < c < end})
-    edges = [start, *bounds, end]
-    spans = list(zip(edges, edges[1:])) or [(start, end)]
-    weights = [int((b - a) / timedelta(microseconds=1)) for a, b in spans]
-    imports = {label: split_proportionally(wh, weights) for label, wh in import_wh_by_period.items()}
-    exports = split_proportionally(export_wh, weights)
-    return [
-        (a, b, {label: parts[i] for label, parts in imports.items()}, exports[i]) for i, (a, b) in enumerate(spans)
-    ]
-
-
-def split_proportionally(total: int, weights: Sequence[int]) -> list[int]:
-    """Integer shares of ``total`` proportional to ``weights`` that sum exactly to ``total``."""
-    weight_sum = sum(weights)
-    if weight_sum == 0:
-        return [total] + [0] * (len(weights) - 1)
-    shares = [total * w // weight_sum for w in weights]
-    leftover = total - sum(shares)
-    order = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % weight_sum), i))
-    for i in order[:leftover]:
-        shares[i] += 1
-    return shares
 
 
 # --------------------------------------------------------------------------- (de)serialization
@@ -794,21 +755,6 @@ def _check_amounts(imports: Mapping[str, int], export_wh: int) -> None:
             raise ValueError(f"import_wh_by_period[{label!r}] must be an integer >= 0, got {wh!r}")
     if isinstance(export_wh, bool) or not isinstance(export_wh, int) or export_wh < 0:
         raise ValueError(f"export_wh must be an integer >= 0, got {export_wh!r}")
-
-
-def _midnights_between(start: datetime, end: datetime) -> list[datetime]:
-    out = []
-    day = local_date(start) + timedelta(days=1)
-    while (m := paris_midnight(day)) < end:
-        out.append(m)
-        day += timedelta(days=1)
-    return out
-
-
-def to_utc(when: datetime) -> datetime:
-    if when.tzinfo is None:
-        raise ValueError(f"naive datetime {when!r}: times must carry an offset")
-    return when.astimezone(timezone.utc)
 
 
 def month_key(day: date) -> str:

@@ -29,13 +29,12 @@ Everything here is pure: no Kafka, no Faust, no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Mapping, Sequence
-from zoneinfo import ZoneInfo
-
-PARIS = ZoneInfo("Europe/Paris")
+from tables.calendar import local_date
+from tables.calendar import local_midnight as paris_midnight
 SCHEMA_VERSION = 1
 RATIO_SCALE = 10_000  # credit_ratio is stored with at most 4 decimals (1 = 10 000 / 10 000)
 
@@ -410,16 +409,6 @@ def _dec_str(value: Decimal | None) -> str | None:
 # --------------------------------------------------------------------------- calendar
 
 
-def paris_midnight(day: date) -> datetime:
-    """00:00 Europe/Paris of ``day``, as an aware UTC datetime (safe for arithmetic)."""
-    return datetime.combine(day, time(0), tzinfo=PARIS).astimezone(timezone.utc)
-
-
-def local_date(when: datetime) -> date:
-    """The Europe/Paris calendar date of an aware instant."""
-    if when.tzinfo is None:
-        raise ValueError(f"naive datetime {when!r}: times must carry an offset")
-    return when.astimezone(PARIS).date()
 
 
 def _next_month(day: date) -> date:

@@ -31,7 +31,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
-from tables.battery import month_key, to_utc, round_eur, split_delta, split_proportionally
+from tables.battery import month_key, round_eur
+from tables.calendar import split_delta, split_proportionally, to_utc
 from tables.contracts import (
     ContractVersion,
     Offer,

@@ -19,12 +19,11 @@ from tables.battery import (
     projected_month_end_wh,
     render_battery_payload,
     render_history,
-    split_delta,
-    split_proportionally,
     state_from_dict,
     state_to_dict,
     sync_anchors,
 )
+from tables.calendar import split_delta, split_proportionally
 from tables.contracts import Anchor, Contract, ContractVersion, version_from_dict
 
 PARIS = ZoneInfo("Europe/Paris")

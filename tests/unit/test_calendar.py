@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tables import battery
 from tables.calendar import (
     PARIS,
     day_bounds,
@@ -120,10 +119,6 @@ def test_split_by_hour_day_totals_match_a_midnight_split(naive: datetime, second
         by_day[local_date(h)] = by_day.get(local_date(h), 0) + p["R"]
     midnight_split = split_delta(start, end, [], {"R": wh}, 0)
     assert by_day == {local_date(a): imp["R"] for a, _, imp, _ in midnight_split}
-    # identical to the battery's own splitter (so the lead can switch it over without changes)
-    assert [(a, b, i, e) for a, b, i, e in battery.split_delta(start, end, [], {"R": wh}, wh)] == split_delta(
-        start, end, [], {"R": wh}, wh
-    )
     hours = [h for h, _ in pieces]
     assert hours == sorted(set(hours))
     assert all(hours[i + 1] - hours[i] == timedelta(hours=1) for i in range(len(hours) - 1))
