@@ -36,8 +36,10 @@ test: venv
 	$(PY) -m deploy.local fetch >/dev/null
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: venv
+bench: stack-up
 	$(PY) bench/decode.py
+	$(PY) bench/edge_reader.py
+	$(PY) bench/stream_throughput.py
 
 clean: stack-down
 	rm -rf $(VENV) .stack .cache

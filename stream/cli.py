@@ -8,7 +8,8 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
-        print("usage: linky-stream worker [faust worker options]   run a stream worker (faust -A stream.app worker)")
+        print("usage: linky-stream worker [faust worker options]   run a stream worker (faust -A stream.app worker)\n"
+              "       linky-stream contract set|show|anchor PDL ...  customer contracts (docs/battery.md)")
         return 0
     if argv[0] == "worker":
         from stream.app import app
