@@ -36,12 +36,14 @@ alert_settings = AlertSettings(
 ALERT_EVENTS = Counter("linky_alert_events_total", "Alert episodes opened or cleared", ["kind", "action"])
 
 
-async def publish_events(state: AlertState, events: list[AlertEvent]) -> None:
-    """Publish each event with the open alerts after it."""
+def publish_events(state: AlertState, events: list[AlertEvent]) -> None:
+    """Publish each event with the open alerts after it (non-blocking, stream/battery_publish.py)."""
+    if not events:
+        return
     open_alerts = render_open_alerts(state)["open"]
     for event in events:
         ALERT_EVENTS.labels(event.kind, event.action).inc()
-        await publish(f"linky:{event.pdl}:alerts", {**event.to_payload(), "open": open_alerts})
+        publish(f"linky:{event.pdl}:alerts", {**event.to_payload(), "open": open_alerts})
 
 
 def snapshot_payload(state: AlertState, pdl: str) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Battery agent: virtual battery, surplus cagnotte and alert episodes per PDL, from readings.
 
 Table ``battery-ledger``: key = PDL, value = ONE JSON document (tables/ledger.py ``LedgerState``:
-index cursor + battery ledger + surplus + alert episodes), so a reading's effects are written
-atomically. Replays after a crash (at-least-once) are skipped by the cursor: a reading not newer
-than the last one changes nothing. Publishes ``linky:{pdl}:battery`` and ``linky:{pdl}:surplus``
+index cursor + open battery rows + surplus + alert episodes), so a reading's effects are written
+atomically; closed day/month rows are records of their own (``{pdl}|bd|2026-10-25``), written once
+before the hot value that lists them (tables/ledger.py ``to_storage``). Replays after a crash
+(at-least-once) are skipped by the cursor: a reading not newer than the last one changes nothing. Publishes ``linky:{pdl}:battery`` and ``linky:{pdl}:surplus``
 when they change and each alert open/clear on ``linky:{pdl}:alerts`` (agents/alerts.py), with the
 same-name snapshot keys. The rules are in tables/; this file only moves data.
 
@@ -20,7 +21,7 @@ import json
 import logging
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from prometheus_client import Counter
 
@@ -29,21 +30,23 @@ from agents.contracts import contract_for, on_contract_change
 from agents.ticks import send_tick, ticks_topic
 from stream.app import app, readings_topic, settings, table_options
 from stream.battery_publish import add_snapshot_source, publish
+from stream.decode_cache import DecodeCache
 from stream.redis_publisher import Snapshot, encode
 from tables.contracts import Contract
 from tables.ledger import (
+    as_stored,
     LedgerFold,
     LedgerState,
     battery_document,
     battery_payload,
     fold_alerts,
     fold_reading,
-    state_from_dict,
-    state_to_dict,
+    from_storage,
     surplus_payload,
     sync_contract,
     tick,
     tick_is_due,
+    to_storage,
 )
 
 log = logging.getLogger(__name__)
@@ -63,13 +66,55 @@ TICKS_SENT = Counter("linky_battery_ticks_sent_total", "Ticks sent by the batter
 
 def load(pdl: str) -> LedgerState | None:
     """The PDL's state from the table (in stream iteration: the event's partition; outside: the
-    partitions this worker holds)."""
+    partitions this worker holds). Closed rows are read from their own keys only when used."""
     raw = ledger.get(pdl.encode())
-    return None if raw is None else state_from_dict(json.loads(raw))
+    return None if raw is None else _decode(pdl, raw)
 
 
-def _store(state: LedgerState) -> None:
-    ledger[state.pdl.encode()] = json.dumps(state_to_dict(state), separators=(",", ":")).encode()
+def history_key(pdl: str, kind: str, key: str) -> bytes:
+    """Table key of a closed row (tables/ledger.py ``to_storage``): ``{pdl}|bd|2026-10-25``."""
+    return f"{pdl}|{kind}|{key}".encode()
+
+
+_states: DecodeCache[LedgerState] = DecodeCache()  # hot value bytes -> state (stream/decode_cache.py)
+
+
+def _record_loader(pdl: str) -> Callable[[str, str], dict[str, Any] | None]:
+    def load_record(kind: str, key: str) -> dict[str, Any] | None:
+        record = ledger.get(history_key(pdl, kind, key))
+        if record is None:
+            log.warning("battery: closed row %s/%s of %s is missing", kind, key, pdl)
+            return None
+        return json.loads(record)  # type: ignore[no-any-return]
+
+    return load_record
+
+
+def _decode(pdl: str, raw: bytes) -> LedgerState:
+    return _states.get(pdl.encode(), raw, lambda data: from_storage(json.loads(data), _record_loader(pdl)))
+
+
+def _store(before: LedgerState | None, after: LedgerState) -> None:
+    """Closed rows that changed, then the hot value, then the pruned rows (this order survives a
+    crash: docs/stream.md). Must run inside stream iteration."""
+    pdl = after.pdl
+    hot, writes, deletes = to_storage(before, after)
+    for (kind, key), record in writes.items():
+        ledger[history_key(pdl, kind, key)] = json.dumps(record, separators=(",", ":")).encode()
+    raw = json.dumps(hot, separators=(",", ":")).encode()
+    ledger[pdl.encode()] = raw
+    for kind, key in deletes:
+        record_key = history_key(pdl, kind, key)
+        if record_key in ledger:
+            del ledger[record_key]
+    _states.put(pdl.encode(), raw, as_stored(after, _record_loader(pdl)))
+
+
+def _hot_items() -> Iterator[tuple[str, bytes]]:
+    """``(pdl, hot value)`` of the PDLs of this worker's partitions (closed-row keys skipped)."""
+    for key, raw in ledger.items():
+        if b"|" not in key:
+            yield key.decode(), raw
 
 
 @app.agent(readings_topic)
@@ -101,10 +146,12 @@ async def battery_agent(stream):  # type: ignore[no-untyped-def]
             after, alert_events = fold.state, []
         after = replace(after, partition=partition)
         if after != before:
-            _store(after)
+            _store(before, after)
         if fold.changed:
-            await _publish(before, fold._replace(state=after), contract)
-        await alerts.publish_events(after.alerts, alert_events)
+            last_end = after.battery.last_end
+            event_time = last_end.timestamp() if last_end is not None else None
+            _publish(before, fold._replace(state=after), contract, event_time=event_time)
+        alerts.publish_events(after.alerts, alert_events)
 
 
 @app.agent(ticks_topic)
@@ -117,9 +164,9 @@ async def battery_ticks(stream):  # type: ignore[no-untyped-def]
             continue
         fold, alert_events = tick(before, datetime.fromisoformat(message["now"]), alerts.alert_settings)
         if fold.changed:
-            _store(fold.state)
-            await _publish(before, fold, contract_for(before.pdl))
-            await alerts.publish_events(fold.state.alerts, alert_events)
+            _store(before, fold.state)
+            _publish(before, fold, contract_for(before.pdl))
+            alerts.publish_events(fold.state.alerts, alert_events)
 
 
 @on_contract_change
@@ -130,8 +177,8 @@ async def _contract_changed(pdl: str, contract: Contract | None, partition: int)
         return
     fold = sync_contract(before, contract)
     if fold.changed:
-        _store(fold.state)
-    await _publish(before, fold, contract, force=True)
+        _store(before, fold.state)
+    _publish(before, fold, contract, force=True)
 
 
 @app.timer(interval=settings.battery_tick_seconds)
@@ -140,8 +187,8 @@ async def battery_timer() -> None:
     now = datetime.now(timezone.utc)
     due: list[LedgerState] = []
     try:
-        for i, (_key, raw) in enumerate(ledger.items()):
-            state = state_from_dict(json.loads(raw))
+        for i, (pdl, raw) in enumerate(_hot_items()):
+            state = _decode(pdl, raw)
             if state.partition is not None and tick_is_due(state, now, alerts.alert_settings):
                 due.append(state)
             if i % 200 == 199:
@@ -155,21 +202,30 @@ async def battery_timer() -> None:
         TICKS_SENT.inc()
 
 
-async def _publish(before: LedgerState, fold: LedgerFold, contract: Contract | None, *, force: bool = False) -> None:
+def _publish(
+    before: LedgerState,
+    fold: LedgerFold,
+    contract: Contract | None,
+    *,
+    force: bool = False,
+    event_time: float | None = None,
+) -> None:
+    """Queue the battery and surplus payloads that changed (never waits for Redis).
+    ``event_time``: the reading's time (latency histogram), None for ticks and contract changes."""
     after = fold.state
     pdl = after.pdl
     if force or after.battery != before.battery:
-        await publish(f"linky:{pdl}:battery", battery_payload(after, contract))
+        publish(f"linky:{pdl}:battery", battery_payload(after, contract), event_time=event_time)
     if force or after.surplus != before.surplus:
-        await publish(f"linky:{pdl}:surplus", surplus_payload(after, contract))
+        publish(f"linky:{pdl}:surplus", surplus_payload(after, contract), event_time=event_time)
 
 
 def snapshots() -> Iterator[Snapshot]:
     """Every battery, surplus and alerts snapshot of this worker's partitions (from the table),
     rewritten when Redis comes back. The alerts key then holds the open alerts with null event
     fields (the last event itself is not kept)."""
-    for key, raw in ledger.items():
-        state = state_from_dict(json.loads(raw))
+    for pdl, raw in _hot_items():
+        state = _decode(pdl, raw)
         contract = contract_for(state.pdl)
         yield f"linky:{state.pdl}:battery", encode(battery_payload(state, contract))
         yield f"linky:{state.pdl}:surplus", encode(surplus_payload(state, contract))

@@ -18,6 +18,7 @@ from tables.consumption import ConsumptionState, fold_reading, render_conso_payl
 
 log = logging.getLogger(__name__)
 AGENT = "consumption"
+APPLIED, BASELINE, DUPLICATE = (metrics.READINGS.labels(AGENT, o) for o in ("applied", "baseline", "duplicate"))
 
 
 @app.agent(readings_topic, name="consumption")
@@ -42,13 +43,13 @@ def handle(key: bytes | None, value: bytes) -> None:
         log.exception("consumption: fold failed for %.200r", value)
         return
     if not fold.applied:
-        metrics.READINGS.labels(AGENT, "duplicate").inc()
+        DUPLICATE.inc()
         return
     for ev in fold.events:
         metrics.INDEX_EVENTS.labels(ev.kind).inc()
         log.warning("consumption: %s on %s: %s", ev.kind, pdl, ev.to_dict())
     store_consumption(pdl, fold)
-    metrics.READINGS.labels(AGENT, "baseline" if before.cursor.time is None else "applied").inc()
+    (BASELINE if before.cursor.time is None else APPLIED).inc()
     if fold.changed or fold.events:
         payload = render_conso_payload(fold.state, pdl=pdl, config=consumption_config, events=fold.events)
         event_time = fold.state.cursor.time.timestamp() if fold.state.cursor.time else None

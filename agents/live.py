@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 
 from stream import metrics
 from stream.app import app, readings_topic
+from stream.decode_cache import DecodeCache
 from stream.state import live_channel, live_table, publisher
-from tables.live import is_newer, live_payload, payload_time
+from tables.live import live_payload, payload_time
 
 log = logging.getLogger(__name__)
 AGENT = "live"
+APPLIED = metrics.READINGS.labels(AGENT, "applied")
+DUPLICATE = metrics.READINGS.labels(AGENT, "duplicate")
+_stored_times: DecodeCache[datetime] = DecodeCache()  # stored payload -> its time (no JSON parse)
 
 
 @app.agent(readings_topic, name="live")
@@ -34,11 +39,18 @@ def handle(key: bytes | None, value: bytes) -> None:
         metrics.READINGS.labels(AGENT, "invalid").inc()
         log.warning("live: reading ignored (%s): %.200r", exc, value)
         return
-    stored = live_table.get(pdl.encode())
-    if not is_newer(payload, stored):
-        metrics.READINGS.labels(AGENT, "duplicate").inc()
+    key = pdl.encode()
+    stored = live_table.get(key)
+    when = payload_time(payload)
+    if stored is not None and when <= _stored_times.get(key, stored, _time_of):
+        DUPLICATE.inc()
         return
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    live_table[pdl.encode()] = data
-    metrics.READINGS.labels(AGENT, "applied").inc()
-    publisher.publish(live_channel(pdl), data, event_time=payload_time(payload).timestamp())
+    live_table[key] = data
+    _stored_times.put(key, data, when)
+    APPLIED.inc()
+    publisher.publish(live_channel(pdl), data, event_time=when.timestamp())
+
+
+def _time_of(stored: bytes) -> datetime:
+    return payload_time(json.loads(stored))

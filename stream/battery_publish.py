@@ -1,21 +1,25 @@
 """Redis output of the battery, surplus and alerts channels through the stream's one publisher
 (stream/state.py ``publisher``, stream/redis_publisher.py): PUBLISH on the channel and SET the
-same-name snapshot key, never blocking the agent; Redis down or slow drops and counts
+same-name snapshot key. ``publish`` is synchronous and O(1) (a bounded in-memory queue drained
+by the publisher's task): the agent never waits for Redis. Redis down or slow drops and counts
 (``linky_redis_publish_failures_total``), and when Redis returns the snapshot keys are rewritten
 from the tables (``add_snapshot_source``, registered by agents/battery.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from stream.redis_publisher import SnapshotSource
 from stream.state import publisher
 
 
-async def publish(channel: str, payload: dict[str, Any]) -> bool:
-    """Queue ``payload`` for ``channel`` (and its snapshot key); False if it was dropped."""
-    return publisher.publish(channel, payload)
+def publish(channel: str, payload: Mapping[str, Any] | bytes, *, event_time: float | None = None) -> bool:
+    """Queue ``payload`` for ``channel`` (and its snapshot key); never blocks, never raises.
+
+    ``event_time`` (epoch seconds of the reading) feeds the processing-latency histogram.
+    Returns False when the payload was dropped (Redis down, queue full)."""
+    return publisher.publish(channel, payload, event_time=event_time)
 
 
 def add_snapshot_source(source: SnapshotSource) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping
 from zoneinfo import ZoneInfo
 
 from stream import metrics
+from stream.decode_cache import DecodeCache
 from stream.app import app, settings, table_options
 from stream.redis_publisher import RedisPublisher, Snapshot, encode
 from tables.consumption import (
@@ -86,11 +87,15 @@ def history_key(pdl: str, kind: str, period: str) -> bytes:
     return f"{pdl}|{kind}|{period}".encode()
 
 
+_hot_states: DecodeCache[ConsumptionState] = DecodeCache()
+
+
 def load_consumption(pdl: str) -> ConsumptionState | None:
     """The PDL's hot state, or None for a PDL never seen (in stream iteration: the event's
-    partition; outside: any local partition)."""
-    raw = consumption_table.get(pdl.encode())
-    return None if raw is None else state_from_bytes(raw)
+    partition; outside: any local partition). Decoded once per stored value (DecodeCache)."""
+    key = pdl.encode()
+    raw = consumption_table.get(key)
+    return None if raw is None else _hot_states.get(key, raw, state_from_bytes)
 
 
 def store_consumption(pdl: str, fold: Fold) -> None:
@@ -103,7 +108,9 @@ def store_consumption(pdl: str, fold: Fold) -> None:
                 del consumption_table[key]
         else:
             consumption_table[key] = record_to_bytes(record)
-    consumption_table[pdl.encode()] = state_to_bytes(fold.state)
+    key, raw = pdl.encode(), state_to_bytes(fold.state)
+    consumption_table[key] = raw
+    _hot_states.put(key, raw, fold.state)
 
 
 def history_loader(pdl: str) -> Any:

@@ -51,6 +51,7 @@ from tables.contracts import (
     subscription_for_month,
     version_starts,
 )
+from tables.rows import copy_rows
 
 SCHEMA_VERSION = 1
 KINDS = ("HP", "HC", "BASE")
@@ -393,8 +394,8 @@ def state_to_dict(state: BatteryState) -> dict[str, Any]:
             "overflow_wh": seg.overflow_wh,
             "used_wh_by_period": dict(seg.used_wh_by_period),
         },
-        "days": [_row_to_dict(r) for r in state.days.values()],
-        "months": [_row_to_dict(r) for r in state.months.values()],
+        "days": [row_to_dict(r) for r in state.days.values()],
+        "months": [row_to_dict(r) for r in state.months.values()],
         "days_kept_from": _iso(state.days_kept_from),
         "anchor": _anchor_to_dict(state.anchor),
         "pending_anchor": _anchor_to_dict(state.pending_anchor),
@@ -425,8 +426,8 @@ def state_from_dict(data: Mapping[str, Any]) -> BatteryState:
             overflow_wh=int(seg["overflow_wh"]),
             used_wh_by_period={k: int(v) for k, v in seg["used_wh_by_period"].items()},
         ),
-        days={r["key"]: _row_from_dict(r) for r in data.get("days", [])},
-        months={r["key"]: _row_from_dict(r) for r in data.get("months", [])},
+        days={r["key"]: row_from_dict(r) for r in data.get("days", [])},
+        months={r["key"]: row_from_dict(r) for r in data.get("months", [])},
         days_kept_from=_parse_date(data.get("days_kept_from")),
         anchor=_anchor_from_dict(data.get("anchor")),
         pending_anchor=_anchor_from_dict(data.get("pending_anchor")),
@@ -456,8 +457,8 @@ class _Work:
         self.current_day = state.current_day
         self.carry = state.credit_carry
         self.segment = state.segment
-        self.days = dict(state.days)
-        self.months = dict(state.months)
+        self.days = copy_rows(state.days)
+        self.months = copy_rows(state.months)
         self.days_kept_from = state.days_kept_from
         self.anchor = state.anchor
         self.pending_anchor = state.pending_anchor
@@ -769,7 +770,7 @@ def _prev_month(first: date) -> date:
     return date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
 
 
-def _row_to_dict(row: LedgerRow) -> dict[str, Any]:
+def row_to_dict(row: LedgerRow) -> dict[str, Any]:
     return {
         "key": row.key,
         "opening_wh": row.opening_wh,
@@ -784,7 +785,7 @@ def _row_to_dict(row: LedgerRow) -> dict[str, Any]:
     }
 
 
-def _row_from_dict(data: Mapping[str, Any]) -> LedgerRow:
+def row_from_dict(data: Mapping[str, Any]) -> LedgerRow:
     return LedgerRow(
         key=data["key"],
         opening_wh=int(data["opening_wh"]),

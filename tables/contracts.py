@@ -167,13 +167,28 @@ def version_starts(versions: Sequence[ContractVersion]) -> list[datetime]:
     return sorted({v.starts_at for v in versions})
 
 
+_SUBSCRIPTIONS: dict[tuple[int, int, int], tuple[Sequence[ContractVersion], Decimal]] = {}
+
+
 def subscription_for_month(versions: Sequence[ContractVersion], year: int, month: int) -> Decimal:
     """Battery subscription owed for a calendar month, exact (not rounded).
 
     Each day of the month is charged 1/(days in month) of the monthly subscription of the
     version in force that day, so a mid-month change is pro rata by day (our rule; the offers
-    publish only the monthly amount).
+    publish only the monthly amount). Memoized per versions object (every battery payload asks).
     """
+    key = (id(versions), year, month)
+    cached = _SUBSCRIPTIONS.get(key)
+    if cached is not None and cached[0] is versions:
+        return cached[1]
+    amount = _subscription_for_month(versions, year, month)
+    if len(_SUBSCRIPTIONS) >= 4096:
+        _SUBSCRIPTIONS.clear()
+    _SUBSCRIPTIONS[key] = (versions, amount)  # holding ``versions`` keeps its id unique
+    return amount
+
+
+def _subscription_for_month(versions: Sequence[ContractVersion], year: int, month: int) -> Decimal:
     first = date(year, month, 1)
     days_in_month = (_next_month(first) - first).days
     day_weighted = Decimal(0)  # sum of monthly amounts, one per day; divided once at the end

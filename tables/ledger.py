@@ -31,13 +31,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 from tables import alerts as alr
 from tables import battery as bat
 from tables import surplus as sur
 from tables.contracts import Contract, contract_to_dict, effective_at, latest_anchor
 from tables.deltas import TOTAL, Cursor, advance, cursor_from_dict, cursor_to_dict
+from tables.rows import UNLOADED, LazyRows
 
 SCHEMA_VERSION = 1
 
@@ -285,4 +286,131 @@ def state_from_dict(data: Mapping[str, Any]) -> LedgerState:
         battery=bat.state_from_dict(data["battery"]),
         surplus=sur.state_from_dict(data["surplus"]),
         alerts=alr.state_from_dict(data["alerts"]),
+    )
+
+
+# --------------------------------------------------------------------------- table storage
+#
+# A PDL's value is split (docs/stream.md "Battery ledger storage"): the *hot* value holds the
+# tracker, the open rows (battery day and month of ``battery.current_day``, surplus day of
+# ``surplus.current_day``), the surplus months, the alerts, and the keys of the closed rows;
+# each closed row (an earlier day or month) is a record of its own, written once when it stops
+# being open. A reading therefore rewrites a few hundred bytes, not two months of day rows.
+
+BATTERY_DAY, BATTERY_MONTH, SURPLUS_DAY = "bd", "bm", "sd"  # record kinds
+HISTORY_KINDS = (BATTERY_DAY, BATTERY_MONTH, SURPLUS_DAY)
+RecordLoader = Callable[[str, str], "Mapping[str, Any] | None"]  # (kind, key) -> record or None
+
+
+def _families(state: LedgerState) -> dict[str, tuple[Mapping[str, Any], str | None]]:
+    """kind -> (rows, the open key kept in the hot value)."""
+    b_day = state.battery.current_day
+    s_day = state.surplus.current_day
+    return {
+        BATTERY_DAY: (state.battery.days, b_day.isoformat() if b_day else None),
+        BATTERY_MONTH: (state.battery.months, bat.month_key(b_day) if b_day else None),
+        SURPLUS_DAY: (state.surplus.days, s_day.isoformat() if s_day else None),
+    }
+
+
+def to_storage(
+    before: LedgerState | None, after: LedgerState
+) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]], list[tuple[str, str]]]:
+    """``(hot, writes, deletes)`` to store ``after`` over ``before`` (the state as loaded, None
+    for a new PDL): ``hot`` is the JSON-able hot value, ``writes`` the closed-row records that are
+    new or changed, ``deletes`` the closed-row records to remove (pruned or open again).
+
+    Store the writes, then the hot value, then the deletes: after a crash the stored prefix is
+    either the old hot value (its rows all present) or the new one (its rows written before it).
+    """
+    new_families = _families(after)
+    old_families = _families(before) if before is not None else {}
+    writes: dict[tuple[str, str], dict[str, Any]] = {}
+    deletes: list[tuple[str, str]] = []
+    history: dict[str, list[str]] = {}
+    open_rows: dict[str, dict[str, Any]] = {}
+    for kind, (rows, open_key) in new_families.items():
+        old_rows, old_open = old_families.get(kind, ({}, None))
+        # closed rows already stored as records: those of a state read by ``from_storage``
+        old_closed = {k for k in old_rows if k != old_open} if isinstance(old_rows, LazyRows) else set()
+        closed = [k for k in rows if k != open_key]
+        history[kind] = sorted(closed)
+        open_rows[kind] = {open_key: rows[open_key]} if open_key is not None and open_key in rows else {}
+        for key in closed:
+            if key in old_closed and _same_row(old_rows, rows, key):
+                continue
+            writes[(kind, key)] = _row_to(kind, rows[key])
+        deletes += [(kind, key) for key in sorted(old_closed.difference(closed))]
+    small = replace(
+        after,
+        battery=replace(after.battery, days=open_rows[BATTERY_DAY], months=open_rows[BATTERY_MONTH]),
+        surplus=replace(after.surplus, days=open_rows[SURPLUS_DAY]),
+    )
+    hot = state_to_dict(small)
+    hot["history"] = history
+    return hot, writes, deletes
+
+
+def from_storage(hot: Mapping[str, Any], load: RecordLoader) -> LedgerState:
+    """The state of a hot value (``to_storage``), its closed rows read by ``load`` on demand."""
+    state = state_from_dict(hot)
+    history = hot.get("history")
+    if history is None:  # a value stored whole (before the split): every row is in it
+        return state
+
+    def lazy(kind: str, rows: Mapping[str, Any]) -> LazyRows[Any]:
+        values: dict[str, Any] = {key: UNLOADED for key in history.get(kind, ())}
+        values.update(rows)
+
+        def load_row(key: str) -> Any:
+            record = load(kind, key)
+            return None if record is None else _row_from(kind, record)
+
+        return LazyRows(values, load_row)
+
+    return replace(
+        state,
+        battery=replace(
+            state.battery,
+            days=lazy(BATTERY_DAY, state.battery.days),
+            months=lazy(BATTERY_MONTH, state.battery.months),
+        ),
+        surplus=replace(state.surplus, days=lazy(SURPLUS_DAY, state.surplus.days)),
+    )
+
+
+def _same_row(old: Mapping[str, Any], new: Mapping[str, Any], key: str) -> bool:
+    if isinstance(old, LazyRows) and isinstance(new, LazyRows) and old.raw(key) is new.raw(key):
+        return True  # not even loaded: untouched
+    return bool(old[key] == new[key])
+
+
+def _row_to(kind: str, row: Any) -> dict[str, Any]:
+    return sur.row_to_dict(row) if kind == SURPLUS_DAY else bat.row_to_dict(row)
+
+
+def _row_from(kind: str, record: Mapping[str, Any]) -> Any:
+    return sur.row_from_dict(record) if kind == SURPLUS_DAY else bat.row_from_dict(record)
+
+
+def as_stored(state: LedgerState, load: RecordLoader) -> LedgerState:
+    """``state`` as ``from_storage`` would read it back after ``to_storage`` (rows in
+    ``LazyRows``, the rows already in memory kept): what a decode cache may hold for it."""
+
+    def lazy(kind: str, rows: Mapping[str, Any]) -> LazyRows[Any]:
+        if isinstance(rows, LazyRows):
+            return rows.copy()
+
+        def load_row(key: str) -> Any:
+            record = load(kind, key)
+            return None if record is None else _row_from(kind, record)
+
+        return LazyRows(dict(rows), load_row)
+
+    return replace(
+        state,
+        battery=replace(
+            state.battery, days=lazy(BATTERY_DAY, state.battery.days), months=lazy(BATTERY_MONTH, state.battery.months)
+        ),
+        surplus=replace(state.surplus, days=lazy(SURPLUS_DAY, state.surplus.days)),
     )

@@ -29,9 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, MutableMapping, Sequence
 
 from tables.battery import month_key, round_eur
+from tables.rows import copy_rows
 from tables.calendar import split_delta, split_proportionally, to_utc
 from tables.contracts import (
     ContractVersion,
@@ -102,7 +103,7 @@ def fold_surplus(
     spans = split_delta(start, end, cuts, {}, export_wh)
     weights = [int((b - a) / timedelta(microseconds=1)) for a, b, _, _ in spans]
     overflows = split_overflow(overflow_wh or 0, weights)
-    days, months = dict(state.days), dict(state.months)
+    days, months = copy_rows(state.days), copy_rows(state.months)
     events: list[SurplusEvent] = []
     current = state.current_day
     for (p_start, _p_end, _imports, p_export), p_overflow in zip(spans, overflows):
@@ -130,7 +131,7 @@ def close_due(state: SurplusState, now: datetime) -> tuple[SurplusState, list[Su
     """Finalize the current day and, at a month change, post the month (timer tick)."""
     if state.current_day is None or local_date(now) <= state.current_day:
         return state, []
-    days, months = dict(state.days), dict(state.months)
+    days, months = copy_rows(state.days), copy_rows(state.months)
     events: list[SurplusEvent] = []
     _close(days, months, state.current_day, local_date(now), events)
     return replace(state, days=days, months=months), events
@@ -174,8 +175,8 @@ def state_to_dict(state: SurplusState) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "last_end": state.last_end.isoformat() if state.last_end else None,
         "current_day": state.current_day.isoformat() if state.current_day else None,
-        "days": [_row_to_dict(r) for r in state.days.values()],
-        "months": [_row_to_dict(r) for r in state.months.values()],
+        "days": [row_to_dict(r) for r in state.days.values()],
+        "months": [row_to_dict(r) for r in state.months.values()],
     }
 
 
@@ -185,8 +186,8 @@ def state_from_dict(data: Mapping[str, Any]) -> SurplusState:
     return SurplusState(
         last_end=datetime.fromisoformat(data["last_end"]) if data.get("last_end") else None,
         current_day=date.fromisoformat(data["current_day"]) if data.get("current_day") else None,
-        days={r["key"]: _row_from_dict(r) for r in data.get("days", [])},
-        months={r["key"]: _row_from_dict(r) for r in data.get("months", [])},
+        days={r["key"]: row_from_dict(r) for r in data.get("days", [])},
+        months={r["key"]: row_from_dict(r) for r in data.get("months", [])},
     )
 
 
@@ -212,7 +213,7 @@ def _valuation(
 
 
 def _close(
-    days: dict[str, SurplusRow], months: dict[str, SurplusRow], old: date, new: date, events: list[SurplusEvent]
+    days: MutableMapping[str, SurplusRow], months: MutableMapping[str, SurplusRow], old: date, new: date, events: list[SurplusEvent]
 ) -> None:
     key = old.isoformat()
     if key in days and not days[key].final:
@@ -224,7 +225,7 @@ def _close(
         events.append(SurplusEvent("month_final", at, {"row": _render(months[mkey])}))
 
 
-def _prune(days: dict[str, SurplusRow], months: dict[str, SurplusRow], today: date | None) -> None:
+def _prune(days: MutableMapping[str, SurplusRow], months: MutableMapping[str, SurplusRow], today: date | None) -> None:
     if today is None:
         return
     oldest = today - timedelta(days=DAYS_KEPT)
@@ -256,7 +257,7 @@ def _rate_str(version: ContractVersion | None) -> str | None:
     return None
 
 
-def _row_to_dict(row: SurplusRow) -> dict[str, Any]:
+def row_to_dict(row: SurplusRow) -> dict[str, Any]:
     return {
         "key": row.key,
         "surplus_wh": row.surplus_wh,
@@ -266,7 +267,7 @@ def _row_to_dict(row: SurplusRow) -> dict[str, Any]:
     }
 
 
-def _row_from_dict(data: Mapping[str, Any]) -> SurplusRow:
+def row_from_dict(data: Mapping[str, Any]) -> SurplusRow:
     return SurplusRow(
         key=data["key"],
         surplus_wh=int(data["surplus_wh"]),

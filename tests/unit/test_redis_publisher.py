@@ -22,6 +22,9 @@ class FakePipeline:
     def set(self, key: str, data: bytes) -> None:
         self.ops.append(("set", key, data))
 
+    def mset(self, mapping: dict[str, bytes]) -> None:
+        self.ops += [("set", key, data) for key, data in mapping.items()]
+
     async def execute(self) -> list[Any]:
         if self.client.down:
             raise ConnectionError("redis down")
