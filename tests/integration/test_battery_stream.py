@@ -334,6 +334,11 @@ async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis
             by_pdl_kind[(event["pdl"], event["kind"])].append(event)
     for (p, kind), events in by_pdl_kind.items():
         actions = [e["action"] for e in events]
+        if kind == "meter_silent":
+            # Stamped on the worker's reception clock, not on event time: a reading replayed after
+            # the SIGKILL can re-publish its episode change with another `at`. Subscribers treat a
+            # repeated action for the same (pdl, kind) as a no-op (docs/battery.md, alerts).
+            actions = [a for i, a in enumerate(actions) if i == 0 or a != actions[i - 1]]
         assert actions[::2] == ["open"] * len(actions[::2]) and actions[1::2] == ["clear"] * len(actions[1::2]), (
             p, kind, actions)  # fmt: skip
     expected_alerts = expected_alert_episodes(stream.readings[pdl["alr"]])
