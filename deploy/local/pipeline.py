@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--meters", type=int, default=4, help="simulated meters (default 4, two producers among them)")
     parser.add_argument("--speed", type=float, default=20.0,
                         help="simulated meters run N times faster than real time (default 20)")
-    parser.add_argument("--start", help="simulated start (default: today 10:00 Europe/Paris, sunny hours)")
+    parser.add_argument("--start", help="simulated start (default: today 11:00 Europe/Paris, sunny hours)")
     parser.add_argument("--seed", type=int,
                         help="simulator seed (default: new per run, so each run has new meters whose clock can "
-                             "start again at 10:00 without being taken for old readings)")
+                             "start again at 11:00 without being taken for old readings)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     parser.add_argument("--verbose", action="store_true", help="print every Redis message, not a summary")
     args = parser.parse_args(argv)
@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         devices = list(args.device)
         pdls: list[str] = []
         if not devices:
-            start = args.start or datetime.now(PARIS).replace(hour=10, minute=0, second=0, microsecond=0).isoformat()
+            start = args.start or datetime.now(PARIS).replace(hour=11, minute=0, second=0, microsecond=0).isoformat()
             sim = pipeline.spawn("simulator", [
-                "teleinfo", "simulate", "--pty", "--meters", str(args.meters), "--speed", str(args.speed),
+                "teleinfo", "simulate", "--pty", *_demo_meters(args.meters), "--speed", str(args.speed),
                 "--start", start, "--seed", str(args.seed or 2 + int(time.time()) % 997),
                 "--link-dir", str(cfg.stack_dir / "meters"), "--json",
                 "--truth", str(cfg.stack_dir / "truth.json"),
@@ -123,6 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         pipeline.stop_all()
     return 0
+
+
+DEMO_METERS = [  # the simulator's default mix, with generous solar so producers inject even in winter
+    "standard,mono,consumer,hchp", "standard,tri,producer,tempo,kva=12,pv=9",
+    "historic,mono,consumer,tempo", "standard,mono,producer,base,pv=6", "historic,tri,consumer,base,kva=12",
+]
+
+
+def _demo_meters(count: int) -> list[str]:
+    return [arg for i in range(count) for arg in ("--meter", DEMO_METERS[i % len(DEMO_METERS)])]
 
 
 def _read_meter_lines(sim: subprocess.Popen[bytes], count: int) -> list[dict]:
