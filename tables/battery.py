@@ -150,6 +150,8 @@ class Piece:
     credited_wh: int
     overflow_wh: int  # may be negative under monthly settlement after an anchor (re-settlement)
     used_wh_by_period: Mapping[str, int]
+    # A pending anchor that re-settles the month is a zero-length piece at the anchor's instant
+    # (no import or export, the change of credited/overflow/used), so the surplus follows it.
 
 
 class Fold(NamedTuple):
@@ -193,7 +195,10 @@ def fold_delta(
         work.roll_to(p_start, version, events)
         pending = work.pending_anchor
         if pending is not None and pending.at <= p_start:
-            work.apply_anchor(pending, versions, events, at=p_start)
+            resettled = work.apply_anchor(pending, versions, events, at=p_start)
+            if resettled.credited or resettled.overflow or resettled.used:
+                # The re-settlement of the month, as a zero-length piece (the surplus folds it).
+                pieces.append(Piece(p_start, p_start, {}, 0, *resettled))
         pieces.append(work.fold_piece(p_start, p_end, p_import, p_export, version, period_kinds, events))
     work.last_end = end if state.last_end is None else max(end, state.last_end)
     return Fold(work.freeze(), events, pieces)
@@ -588,14 +593,16 @@ class _Work:
 
     def apply_anchor(
         self, anchor: Anchor, versions: Sequence[ContractVersion], events: list[BatteryEvent], *, at: datetime | None
-    ) -> None:
+    ) -> _Flows:
+        """Apply ``anchor``; returns the flows it changed (monthly re-settlement), added to the
+        rows of the current day and month."""
         anchor_day = anchor.date
         if self.days_kept_from is not None and anchor_day < self.days_kept_from:
             reason = {"date": anchor_day.isoformat(), "reason": "older than the kept day rows"}
             events.append(BatteryEvent("anchor_ignored", anchor.at, reason))
             if self.pending_anchor == anchor:
                 self.pending_anchor = None
-            return
+            return _Flows(0, 0, {})
         seg = self.segment
         version = next((v for v in versions if seg is not None and v.effective_from == seg.version_from), None)
         terms = _battery_terms(version)
@@ -637,6 +644,7 @@ class _Work:
                 },
             )
         )
+        return diff
 
     def _net_days(self, first: date, until: date | None) -> int:
         """Net ledger flow (credited - overflow - used, adjustments excluded) of the day rows in

@@ -210,7 +210,18 @@ def sync_contract(state: LedgerState, contract: Contract | None) -> LedgerFold:
     battery, events = bat.sync_anchors(state.battery, contract)
     if not events:
         return LedgerFold(state, False, [], [], "synced")
-    return LedgerFold(replace(state, battery=battery), True, events, [], "synced")
+    surplus = state.surplus
+    day, seg = battery.current_day, battery.segment
+    if day is not None and seg is not None:
+        # A late anchor re-settles the month (monthly settlement) and can change its overflow:
+        # the battery added the change to its current day and month rows; the surplus follows.
+        key = bat.month_key(day)
+        before = state.battery.months[key].overflow_wh if key in state.battery.months else 0
+        after = battery.months[key].overflow_wh if key in battery.months else 0
+        if after != before:
+            version = next((v for v in contract.versions if v.effective_from == seg.version_from), None)
+            surplus = sur.correct_overflow(surplus, version, day=day, overflow_wh=after - before)
+    return LedgerFold(replace(state, battery=battery, surplus=surplus), True, events, [], "synced")
 
 
 def close_if_due(state: LedgerState, now: datetime) -> LedgerFold:

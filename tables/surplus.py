@@ -127,6 +127,31 @@ def fold_surplus(
     return SurplusState(last_end=last_end, current_day=current, days=days, months=months), events
 
 
+def correct_overflow(
+    state: SurplusState, version: ContractVersion | None, *, day: date, overflow_wh: int
+) -> SurplusState:
+    """Fold a change of the battery overflow of ``day`` that is not a delta: the re-settlement of
+    the month by a late invoice anchor (``battery.sync_anchors``), added by the battery to the
+    rows of its current day and month. Valued under ``version`` (the one that settled the month);
+    the day and month rows of ``day`` move (even if final), the clock does not."""
+    if isinstance(overflow_wh, bool) or not isinstance(overflow_wh, int):
+        raise ValueError(f"overflow_wh must be an integer, got {overflow_wh!r}")
+    if not overflow_wh:
+        return state
+    surplus, eligible, rate = _valuation(version, 0, overflow_wh, False)
+    amount = Decimal(eligible) * rate / 1000
+    days, months = copy_rows(state.days), copy_rows(state.months)
+    for rows, key in ((days, day.isoformat()), (months, month_key(day))):
+        row = rows.get(key, SurplusRow(key=key))
+        rows[key] = replace(
+            row,
+            surplus_wh=row.surplus_wh + surplus,
+            eligible_wh=row.eligible_wh + eligible,
+            cagnotte_eur=row.cagnotte_eur + amount,
+        )
+    return replace(state, days=days, months=months)
+
+
 def close_due(state: SurplusState, now: datetime) -> tuple[SurplusState, list[SurplusEvent]]:
     """Finalize the current day and, at a month change, post the month (timer tick)."""
     if state.current_day is None or local_date(now) <= state.current_day:

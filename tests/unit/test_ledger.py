@@ -121,3 +121,50 @@ def test_state_round_trips_through_json() -> None:
     for h in range(30):
         s = fold_reading(s, reading(t0(h), 10 * h, 7 * h, 33 * h, index=1 + h % 2), c).state
     assert state_from_dict(json.loads(json.dumps(state_to_dict(s)))) == s
+
+
+CAPPED_MONTHLY_SOLD = {"effective_from": "2027-03-01", "offer": "virtual_battery",
+                       "battery": {"capacity_wh": 3000, "settlement": "monthly", "overflow_policy": "sold",
+                                   "overflow_rate_eur_per_kwh": "0.1"}}  # fmt: skip
+
+
+def _capped_monthly_month(c: Contract) -> LedgerState:
+    s = LedgerState(pdl=PDL)
+    for h, (hc, exp) in enumerate([(0, 0), (0, 4000), (500, 4000)]):
+        s = fold_reading(s, reading(t0(h), hc, 0, exp), c).state
+    # No anchor yet (opening 0): stored min(4000, 3000 - 0) = 3000, overflow 1000, used 500.
+    assert (s.battery.months["2027-03"].overflow_wh, s.surplus.months["2027-03"].surplus_wh) == (1000, 1000)
+    return s
+
+
+def test_late_anchor_resettlement_moves_the_sold_overflow_into_the_cagnotte() -> None:
+    c = contract(CAPPED_MONTHLY_SOLD)
+    s = _capped_monthly_month(c)
+    # Invoice: 2000 Wh on March 1st (before the data: late, the month is re-settled).
+    # opening 2000: stored = min(4000, 3000 - 2000) = 1000, overflow = 4000 - 1000 = 3000 (+2000),
+    # used 500, level 2000 + 1000 - 500 = 2500. Cagnotte: 3000 Wh x 0.1 EUR/kWh = 0.30 EUR.
+    fold = fold_reading(s, reading(t0(2), 500, 0, 4000), add_anchor(c, Anchor(date(2027, 3, 1), 2000)))
+    battery_month, surplus_month = fold.state.battery.months["2027-03"], fold.state.surplus.months["2027-03"]
+    assert fold.changed and fold.state.battery.level_wh == 2500
+    assert battery_month.overflow_wh == 3000
+    assert (surplus_month.surplus_wh, surplus_month.eligible_wh) == (3000, 3000)
+    assert surplus_month.cagnotte_eur == Decimal(battery_month.overflow_wh) * Decimal("0.1") / 1000 == Decimal("0.3")
+    assert fold.state.surplus.days["2027-03-10"].surplus_wh == 3000
+    assert state_from_dict(json.loads(json.dumps(state_to_dict(fold.state)))) == fold.state
+
+
+def test_pending_anchor_resettlement_moves_the_sold_overflow_into_the_cagnotte() -> None:
+    c = contract(CAPPED_MONTHLY_SOLD)
+    s = _capped_monthly_month(c)
+    # Invoice: 2800 Wh on March 11th 00:00, after the data: pending until the stream gets there.
+    s = fold_reading(s, reading(t0(2), 500, 0, 4000), add_anchor(c, Anchor(date(2027, 3, 11), 2800))).state
+    assert s.battery.pending_anchor is not None
+    # Next reading on the 11th at 01:00, no new flow. At 00:00 the month is re-settled: net of the
+    # 10th = 4000 - 1000 - 500 = 2500, so opening = 2800 - 2500 = 300; stored = min(4000, 3000 - 300)
+    # = 2700, overflow 1300 (+300 on the 11th). Cagnotte: 1300 Wh x 0.1 EUR/kWh = 0.13 EUR.
+    s = fold_reading(s, reading(t0(25), 500, 0, 4000), c).state
+    battery_month, surplus_month = s.battery.months["2027-03"], s.surplus.months["2027-03"]
+    assert s.battery.pending_anchor is None and battery_month.overflow_wh == 1300
+    assert (surplus_month.surplus_wh, surplus_month.eligible_wh) == (1300, 1300)
+    assert surplus_month.cagnotte_eur == Decimal(battery_month.overflow_wh) * Decimal("0.1") / 1000 == Decimal("0.13")
+    assert (s.surplus.days["2027-03-10"].surplus_wh, s.surplus.days["2027-03-11"].surplus_wh) == (1000, 300)
