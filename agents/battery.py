@@ -28,7 +28,7 @@ from prometheus_client import Counter
 from agents import alerts
 from agents.contracts import contract_for, on_contract_change
 from agents.ticks import send_tick, ticks_topic
-from stream.app import app, readings_topic, settings, table_options
+from stream.app import app, pdl_table, readings_topic, settings
 from stream.battery_publish import add_snapshot_source, publish
 from stream.decode_cache import DecodeCache
 from stream.redis_publisher import Snapshot, encode
@@ -51,14 +51,7 @@ from tables.ledger import (
 
 log = logging.getLogger(__name__)
 
-ledger = app.Table(
-    "battery-ledger",
-    default=None,
-    partitions=settings.topic_partitions,
-    key_type=bytes,
-    value_type=bytes,
-    options=table_options(settings),
-)
+ledger = pdl_table("battery-ledger")
 
 READINGS = Counter("linky_battery_readings_total", "Readings seen by the battery agent, by outcome", ["outcome"])
 TICKS_SENT = Counter("linky_battery_ticks_sent_total", "Ticks sent by the battery timer (month end, silence)")

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import Counter
 
-from stream.app import app, settings, table_options
+from stream.app import app, pdl_table, settings
 from stream.contracts import decode_contract
 from tables.contracts import Contract, ContractError
 
@@ -34,14 +34,7 @@ contracts_topic = app.topic(
     compacting=True,
     internal=True,  # faust declares (creates) it if missing: brokers do not auto-create topics
 )
-contracts = app.Table(
-    "contracts",
-    default=None,
-    partitions=settings.topic_partitions,
-    key_type=bytes,
-    value_type=bytes,
-    options=table_options(settings),
-)
+contracts = pdl_table("contracts")
 
 CONTRACTS_REJECTED = Counter(
     "linky_contract_records_rejected_total", "Contract records ignored because they are invalid"

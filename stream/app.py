@@ -37,6 +37,21 @@ readings_topic = app.topic(
     internal=True,  # declared (created if missing) by the worker, like the edge publisher does
 )
 
+
+
+def pdl_table(name: str) -> Any:
+    """A RocksDB table keyed by PDL bytes with bytes values, co-partitioned with the readings
+    topic and with the bounded block cache of ``table_options`` (every table of the app is one)."""
+    return app.Table(
+        name,
+        default=None,
+        partitions=settings.topic_partitions,
+        key_type=bytes,
+        value_type=bytes,
+        options=table_options(settings),
+    )
+
+
 _stopping: dict[str, bool] = {"graceful": False}
 
 

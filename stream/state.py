@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from stream import metrics
 from stream.decode_cache import DecodeCache
-from stream.app import app, settings, table_options
+from stream.app import app, pdl_table, settings
 from stream.redis_publisher import RedisPublisher, Snapshot, encode
 from tables.consumption import (
     ConsumptionConfig,
@@ -47,22 +47,8 @@ consumption_config = ConsumptionConfig(
     ),
 )
 
-live_table = app.Table(
-    "live",
-    default=None,
-    partitions=settings.topic_partitions,
-    key_type=bytes,
-    value_type=bytes,
-    options=table_options(settings),
-)
-consumption_table = app.Table(
-    "consumption",
-    default=None,
-    partitions=settings.topic_partitions,
-    key_type=bytes,
-    value_type=bytes,
-    options=table_options(settings),
-)
+live_table = pdl_table("live")
+consumption_table = pdl_table("consumption")
 
 publisher = RedisPublisher(
     settings.redis_url,
