@@ -29,14 +29,24 @@ on the wall clock, meter silence). Pure: no Faust, no Kafka, no Redis.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any, Callable, Mapping, NamedTuple
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from tables import alerts as alr
 from tables import battery as bat
 from tables import surplus as sur
-from tables.contracts import Contract, contract_to_dict, effective_at, latest_anchor
+from tables.contracts import (
+    Contract,
+    ContractVersion,
+    contract_to_dict,
+    effective_at,
+    latest_anchor,
+    version_to_dict,
+)
+from tables.calendar import local_midnight as paris_midnight
 from tables.deltas import TOTAL, Cursor, advance, cursor_from_dict, cursor_to_dict
 from tables.rows import UNLOADED, LazyRows
 
@@ -116,6 +126,178 @@ def _active_register(reading: Mapping[str, Any], registers: Mapping[str, int]) -
     return None
 
 
+# --------------------------------------------------------------------------- the day journal
+#
+# Contracts and readings travel on two topics with no order between them: a contract version
+# effective today (00:00 Europe/Paris) can reach the worker after some of today's readings were
+# folded under the previous terms. So the ledger keeps, for the battery's current day, the state
+# before the day's first delta (the *checkpoint*, a record of its own) and the day's deltas (the
+# *journal*, in the hot value, contiguous deltas of the same shape merged). When the versions in
+# force up to that day change, the day is re-folded from the checkpoint under the new versions
+# (``reconcile``): the result is the one an in-order stream would have given. Merging is exact:
+# consecutive import-only deltas of one period, or export-only ones, fold to the same Wh as their
+# sum (battery level monotonic over the run, credit remainder carried, fees linear per period).
+# A version dated before the journal's day (only ``contract set --allow-past`` makes one) cannot
+# be re-folded further back than the checkpoint: reported as ``contract_retroactive``.
+
+JOURNAL_MAX_ENTRIES = 2000  # beyond: the day can no longer be re-folded (reported, never silent)
+CHECKPOINT = "ck"  # record kind of the checkpoint: ``{pdl}|ck|{day}``
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Battery and surplus before the journal's first delta (rows: as the state had them)."""
+
+    battery: bat.BatteryState
+    surplus: sur.SurplusState
+
+
+@dataclass(frozen=True)
+class Journal:
+    """The deltas folded since the checkpoint, all of them ending in ``day`` (the battery day)."""
+
+    day: date
+    versions_key: str  # fingerprint of the versions in force through ``day`` when folded
+    earlier_key: str  # fingerprint of the versions dated before ``day``
+    entries: tuple[Delta, ...] = ()
+    complete: bool = True  # False once JOURNAL_MAX_ENTRIES was reached
+    # In memory until stored (to_storage writes it as its own record); None: read the record.
+    # Not part of equality: the same checkpoint either way.
+    checkpoint: Checkpoint | None = field(default=None, compare=False)
+
+
+_FINGERPRINTS: dict[tuple[int, date, bool], tuple[Sequence[ContractVersion], str]] = {}
+
+
+def versions_key(versions: Sequence[ContractVersion], day: date, *, before: bool = False) -> str:
+    """Fingerprint of the versions effective through ``day`` (``before``: strictly before)."""
+    memo = (id(versions), day, before)
+    cached = _FINGERPRINTS.get(memo)
+    if cached is not None and cached[0] is versions:
+        return cached[1]
+    chosen = [version_to_dict(v) for v in versions if v.effective_from < day or (not before and v.effective_from == day)]
+    text = json.dumps(chosen, sort_keys=True, separators=(",", ":"))
+    key = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    if len(_FINGERPRINTS) >= 4096:
+        _FINGERPRINTS.clear()
+    _FINGERPRINTS[memo] = (versions, key)  # holding ``versions`` keeps its id unique
+    return key
+
+
+def _journaled(before: LedgerState, after: LedgerState, delta: Delta, versions: Sequence[ContractVersion]) -> Journal | None:
+    """The journal of ``after`` once ``delta`` (folded from ``before``) is in it."""
+    day = after.battery.current_day
+    if day is None:
+        return None
+    journal = before.journal
+    if journal is None or journal.day != day:
+        return Journal(
+            day=day,
+            versions_key=versions_key(versions, day),
+            earlier_key=versions_key(versions, day, before=True),
+            entries=(delta,),
+            checkpoint=Checkpoint(before.battery, before.surplus),
+        )
+    if not journal.complete:
+        return journal
+    entries = journal.entries
+    last = entries[-1] if len(entries) > 1 else None  # the first one may straddle midnight: kept
+    if last is not None and last.end == delta.start:
+        merged = _merge(last, delta)
+        if merged is not None:
+            return replace(journal, entries=entries[:-1] + (merged,))
+    if len(entries) >= JOURNAL_MAX_ENTRIES:
+        return replace(journal, entries=(), complete=False)
+    return replace(journal, entries=entries + (delta,))
+
+
+def _merge(a: Delta, b: Delta) -> Delta | None:
+    """One delta folding exactly like ``a`` then ``b`` (contiguous), or None."""
+    if not b.import_wh_by_period and not b.export_wh:
+        return Delta(a.start, b.end, a.import_wh_by_period, a.export_wh)
+    if not a.import_wh_by_period and not a.export_wh:
+        return Delta(a.start, b.end, b.import_wh_by_period, b.export_wh)
+    if not a.export_wh and not b.export_wh and len(a.import_wh_by_period) == 1 and len(b.import_wh_by_period) == 1:
+        (la, wa), (lb, wb) = next(iter(a.import_wh_by_period.items())), next(iter(b.import_wh_by_period.items()))
+        if la == lb:
+            return Delta(a.start, b.end, {la: wa + wb}, 0)
+    if not a.import_wh_by_period and not b.import_wh_by_period:
+        return Delta(a.start, b.end, {}, a.export_wh + b.export_wh)
+    return None
+
+
+def reconcile(
+    state: LedgerState,
+    contract: Contract | None,
+    *,
+    load: RecordLoader | None = None,
+    period_kinds: Mapping[str, str] | None = None,
+) -> LedgerFold:
+    """Bring ``state`` in line with the contract document: re-fold the journal's day if the
+    versions in force through it changed, else apply a new invoice anchor (``sync_contract``).
+
+    Battery events ``contract_refolded`` (data: day, entries, retroactive) or
+    ``contract_refold_impossible`` (the journal was capped or its checkpoint is missing) say what
+    happened; ``status`` is ``refolded`` then."""
+    journal = state.journal
+    versions = contract.versions if contract is not None else ()
+    if journal is None or versions_key(versions, journal.day) == journal.versions_key:
+        return sync_contract(state, contract)
+    new_keys = {
+        "versions_key": versions_key(versions, journal.day),
+        "earlier_key": versions_key(versions, journal.day, before=True),
+    }
+    retroactive = new_keys["earlier_key"] != journal.earlier_key
+    at = state.battery.last_end or paris_midnight(journal.day)
+    checkpoint = journal.checkpoint if journal.checkpoint is not None else _load_checkpoint(journal.day, load)
+    if not journal.complete or checkpoint is None:
+        why = "journal capped" if not journal.complete else "checkpoint missing"
+        event = bat.BatteryEvent("contract_refold_impossible", at, {"day": journal.day.isoformat(), "reason": why})
+        synced = sync_contract(replace(state, journal=replace(journal, **new_keys)), contract)
+        return synced._replace(changed=True, battery_events=[event, *synced.battery_events])
+    base = replace(state, battery=checkpoint.battery, surplus=checkpoint.surplus, journal=None)
+    work = sync_contract(base, contract).state
+    for delta in journal.entries:
+        work, _, _ = _fold_delta(work, delta, versions, period_kinds)
+    data = {"day": journal.day.isoformat(), "entries": len(journal.entries), "retroactive": retroactive}
+    refolded = replace(work, journal=replace(journal, **new_keys))
+    return LedgerFold(refolded, True, [bat.BatteryEvent("contract_refolded", at, data)], [], "refolded")
+
+
+def _load_checkpoint(day: date, load: RecordLoader | None) -> Checkpoint | None:
+    record = None if load is None else load(CHECKPOINT, day.isoformat())
+    if record is None:
+        return None
+    battery = bat.state_from_dict(record["battery"])
+    surplus = sur.state_from_dict(record["surplus"])
+    assert load is not None
+    rows = _lazy_rows(record.get("history", {}), load, battery.days, battery.months, surplus.days)
+    return Checkpoint(replace(battery, days=rows[0], months=rows[1]), replace(surplus, days=rows[2]))
+
+
+def _fold_delta(
+    state: LedgerState, delta: Delta, versions: Sequence[ContractVersion], period_kinds: Mapping[str, str] | None
+) -> tuple[LedgerState, list[bat.BatteryEvent], list[sur.SurplusEvent]]:
+    """Battery then surplus (its pieces) of one delta."""
+    fold = bat.fold_delta(
+        state.battery,
+        versions,
+        start=delta.start,
+        end=delta.end,
+        import_wh_by_period=delta.import_wh_by_period,
+        export_wh=delta.export_wh,
+        period_kinds=period_kinds,
+    )
+    surplus, surplus_events = state.surplus, []
+    for piece in fold.pieces:
+        surplus, events = sur.fold_surplus(
+            surplus, versions, start=piece.start, end=piece.end, export_wh=piece.export_wh, overflow_wh=piece.overflow_wh
+        )
+        surplus_events += events
+    return replace(state, battery=fold.state, surplus=surplus), fold.events, surplus_events
+
+
+
 # --------------------------------------------------------------------------- the ledger
 
 
@@ -129,6 +311,7 @@ class LedgerState:
     battery: bat.BatteryState = field(default_factory=bat.BatteryState)
     surplus: sur.SurplusState = field(default_factory=sur.SurplusState)
     alerts: alr.AlertState = field(default_factory=alr.AlertState)
+    journal: Journal | None = None  # the battery day's deltas, to re-fold it (see "Re-folding")
 
 
 class LedgerFold(NamedTuple):
@@ -145,31 +328,22 @@ def fold_reading(
     contract: Contract | None,
     *,
     period_kinds: Mapping[str, str] | None = None,
+    load: RecordLoader | None = None,
 ) -> LedgerFold:
-    """Fold one normalized reading (docs/reading-schema.md) under the PDL's contract document."""
+    """Fold one normalized reading (docs/reading-schema.md) under the PDL's contract document.
+
+    First ``reconcile`` (a new anchor, or versions changed for the journal's day: re-fold it; the
+    checkpoint record is read with ``load``), then the reading's delta, journaled."""
     versions = contract.versions if contract is not None else ()
-    synced = sync_contract(state, contract)
+    synced = reconcile(state, contract, load=load, period_kinds=period_kinds)
     tracker, delta, status = track(synced.state.tracker, reading)
     state = replace(synced.state, tracker=tracker)
     if delta is None:
-        return LedgerFold(state, synced.changed, synced.battery_events, [], status)
-    fold = bat.fold_delta(
-        state.battery,
-        versions,
-        start=delta.start,
-        end=delta.end,
-        import_wh_by_period=delta.import_wh_by_period,
-        export_wh=delta.export_wh,
-        period_kinds=period_kinds,
-    )
-    surplus, surplus_events = state.surplus, []
-    for piece in fold.pieces:
-        surplus, events = sur.fold_surplus(
-            surplus, versions, start=piece.start, end=piece.end, export_wh=piece.export_wh, overflow_wh=piece.overflow_wh
-        )
-        surplus_events += events
-    state = replace(state, battery=fold.state, surplus=surplus)
-    return LedgerFold(state, True, synced.battery_events + fold.events, surplus_events, status)
+        return LedgerFold(state, synced.changed, synced.battery_events, synced.surplus_events, status)
+    folded, battery_events, surplus_events = _fold_delta(state, delta, versions, period_kinds)
+    folded = replace(folded, journal=_journaled(state, folded, delta, versions))
+    events = synced.battery_events + battery_events
+    return LedgerFold(folded, True, events, synced.surplus_events + surplus_events, status)
 
 
 def fold_alerts(
@@ -283,6 +457,7 @@ def state_to_dict(state: LedgerState) -> dict[str, Any]:
         "battery": bat.state_to_dict(state.battery),
         "surplus": sur.state_to_dict(state.surplus),
         "alerts": alr.state_to_dict(state.alerts),
+        "journal": _journal_to_dict(state.journal),
     }
 
 
@@ -297,7 +472,59 @@ def state_from_dict(data: Mapping[str, Any]) -> LedgerState:
         battery=bat.state_from_dict(data["battery"]),
         surplus=sur.state_from_dict(data["surplus"]),
         alerts=alr.state_from_dict(data["alerts"]),
+        journal=_journal_from_dict(data.get("journal")),
     )
+
+
+def _journal_to_dict(journal: Journal | None) -> dict[str, Any] | None:
+    """The journal without its checkpoint (a record of its own). Entries are compact lists:
+    ``[start, end, [[period, Wh], ...], export Wh]``, times in integer microseconds since the
+    Unix epoch, ``start`` null when it is the previous entry's ``end`` (the usual case)."""
+    if journal is None:
+        return None
+    return {
+        "day": journal.day.isoformat(),
+        "versions_key": journal.versions_key,
+        "earlier_key": journal.earlier_key,
+        "complete": journal.complete,
+        "entries": [
+            [
+                None if i and d.start == journal.entries[i - 1].end else _micros(d.start),
+                _micros(d.end),
+                [[k, v] for k, v in d.import_wh_by_period.items()],
+                d.export_wh,
+            ]
+            for i, d in enumerate(journal.entries)
+        ],
+    }
+
+
+def _journal_from_dict(data: Mapping[str, Any] | None) -> Journal | None:
+    if data is None:
+        return None
+    entries: list[Delta] = []
+    for start, end, imports, export in data["entries"]:
+        begin = entries[-1].end if start is None else _from_micros(start)
+        entries.append(Delta(begin, _from_micros(end), {k: v for k, v in imports}, export))
+    return Journal(
+        day=date.fromisoformat(data["day"]),
+        versions_key=data["versions_key"],
+        earlier_key=data["earlier_key"],
+        complete=bool(data["complete"]),
+        entries=tuple(entries),
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICRO = timedelta(microseconds=1)
+
+
+def _micros(when: datetime) -> int:
+    return (when - _EPOCH) // _MICRO
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 # --------------------------------------------------------------------------- table storage
@@ -329,7 +556,8 @@ def to_storage(
 ) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]], list[tuple[str, str]]]:
     """``(hot, writes, deletes)`` to store ``after`` over ``before`` (the state as loaded, None
     for a new PDL): ``hot`` is the JSON-able hot value, ``writes`` the closed-row records that are
-    new or changed, ``deletes`` the closed-row records to remove (pruned or open again).
+    new or changed (and a new journal checkpoint), ``deletes`` the records to remove (pruned rows,
+    rows open again, the previous checkpoint).
 
     Store the writes, then the hot value, then the deletes: after a crash the stored prefix is
     either the old hot value (its rows all present) or the new one (its rows written before it).
@@ -338,28 +566,41 @@ def to_storage(
     old_families = _families(before) if before is not None else {}
     writes: dict[tuple[str, str], dict[str, Any]] = {}
     deletes: list[tuple[str, str]] = []
-    history: dict[str, list[str]] = {}
-    open_rows: dict[str, dict[str, Any]] = {}
     for kind, (rows, open_key) in new_families.items():
         old_rows, old_open = old_families.get(kind, ({}, None))
         # closed rows already stored as records: those of a state read by ``from_storage``
         old_closed = {k for k in old_rows if k != old_open} if isinstance(old_rows, LazyRows) else set()
         closed = [k for k in rows if k != open_key]
-        history[kind] = sorted(closed)
-        open_rows[kind] = {open_key: rows[open_key]} if open_key is not None and open_key in rows else {}
         for key in closed:
             if key in old_closed and _same_row(old_rows, rows, key):
                 continue
             writes[(kind, key)] = _row_to(kind, rows[key])
         deletes += [(kind, key) for key in sorted(old_closed.difference(closed))]
+    journal = after.journal
+    if journal is not None and journal.checkpoint is not None:
+        ck = journal.checkpoint
+        writes[(CHECKPOINT, journal.day.isoformat())] = _hot_dict(replace(after, battery=ck.battery, surplus=ck.surplus))
+    old_journal = before.journal if before is not None else None
+    if old_journal is not None and (journal is None or journal.day != old_journal.day):
+        deletes.append((CHECKPOINT, old_journal.day.isoformat()))
+    return _hot_dict(after), writes, deletes
+
+
+def _hot_dict(state: LedgerState) -> dict[str, Any]:
+    """``state`` with only its open rows, plus the keys of its closed rows (``history``)."""
+    history: dict[str, list[str]] = {}
+    open_rows: dict[str, dict[str, Any]] = {}
+    for kind, (rows, open_key) in _families(state).items():
+        history[kind] = sorted(k for k in rows if k != open_key)
+        open_rows[kind] = {open_key: rows[open_key]} if open_key is not None and open_key in rows else {}
     small = replace(
-        after,
-        battery=replace(after.battery, days=open_rows[BATTERY_DAY], months=open_rows[BATTERY_MONTH]),
-        surplus=replace(after.surplus, days=open_rows[SURPLUS_DAY]),
+        state,
+        battery=replace(state.battery, days=open_rows[BATTERY_DAY], months=open_rows[BATTERY_MONTH]),
+        surplus=replace(state.surplus, days=open_rows[SURPLUS_DAY]),
     )
     hot = state_to_dict(small)
     hot["history"] = history
-    return hot, writes, deletes
+    return hot
 
 
 def from_storage(hot: Mapping[str, Any], load: RecordLoader) -> LedgerState:
@@ -368,6 +609,22 @@ def from_storage(hot: Mapping[str, Any], load: RecordLoader) -> LedgerState:
     history = hot.get("history")
     if history is None:  # a value stored whole (before the split): every row is in it
         return state
+    b_days, b_months, s_days = _lazy_rows(history, load, state.battery.days, state.battery.months, state.surplus.days)
+    return replace(
+        state,
+        battery=replace(state.battery, days=b_days, months=b_months),
+        surplus=replace(state.surplus, days=s_days),
+    )
+
+
+def _lazy_rows(
+    history: Mapping[str, Any],
+    load: RecordLoader,
+    battery_days: Mapping[str, Any],
+    battery_months: Mapping[str, Any],
+    surplus_days: Mapping[str, Any],
+) -> tuple[LazyRows[Any], LazyRows[Any], LazyRows[Any]]:
+    """The three row families: the open rows given, the closed ones (``history``) from ``load``."""
 
     def lazy(kind: str, rows: Mapping[str, Any]) -> LazyRows[Any]:
         values: dict[str, Any] = {key: UNLOADED for key in history.get(kind, ())}
@@ -379,15 +636,7 @@ def from_storage(hot: Mapping[str, Any], load: RecordLoader) -> LedgerState:
 
         return LazyRows(values, load_row)
 
-    return replace(
-        state,
-        battery=replace(
-            state.battery,
-            days=lazy(BATTERY_DAY, state.battery.days),
-            months=lazy(BATTERY_MONTH, state.battery.months),
-        ),
-        surplus=replace(state.surplus, days=lazy(SURPLUS_DAY, state.surplus.days)),
-    )
+    return lazy(BATTERY_DAY, battery_days), lazy(BATTERY_MONTH, battery_months), lazy(SURPLUS_DAY, surplus_days)
 
 
 def _same_row(old: Mapping[str, Any], new: Mapping[str, Any], key: str) -> bool:
@@ -418,10 +667,12 @@ def as_stored(state: LedgerState, load: RecordLoader) -> LedgerState:
 
         return LazyRows(dict(rows), load_row)
 
+    journal = state.journal
     return replace(
         state,
         battery=replace(
             state.battery, days=lazy(BATTERY_DAY, state.battery.days), months=lazy(BATTERY_MONTH, state.battery.months)
         ),
         surplus=replace(state.surplus, days=lazy(SURPLUS_DAY, state.surplus.days)),
+        journal=None if journal is None else replace(journal, checkpoint=None),
     )
