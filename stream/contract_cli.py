@@ -4,13 +4,16 @@
         --settlement monthly --debit-priority offpeak_first --fee HP=0.1122 --fee HC=0.0945 \\
         --subscription 6
     linky-stream contract set 12345678901234 --from 2027-01-01 --offer surplus_resale --rate 0.06
+    linky-stream contract set 12345678901234 --from 2027-01-01 --offer none --daily-budget-kwh 12.5
     linky-stream contract anchor 12345678901234 --date 2026-11-01 --balance-kwh 451 --note "invoice 2026-11-14"
     linky-stream contract show 12345678901234 [--json]
 
 ``set`` adds a date-effective version (it replaces a version of the same date); a date before
-today (Europe/Paris) is refused: a change never applies retroactively. ``anchor`` records the
-official battery balance printed on an invoice, at 00:00 Europe/Paris of ``--date`` (past dates
-are the normal case). Kafka and topic come from the ``LINKY_*`` settings; ``--bootstrap`` and
+today (Europe/Paris) is refused: a change never applies retroactively. A version holds all the
+terms from its date: leaving ``--daily-budget-kwh`` (the PDL's own ``daily_budget`` alert
+threshold) out means the deployment default (``LINKY_ALERT_DAILY_BUDGET_WH``) from that date.
+``anchor`` records the official battery balance printed on an invoice, at 00:00 Europe/Paris of
+``--date`` (past dates are the normal case). Kafka and topic come from the ``LINKY_*`` settings; ``--bootstrap`` and
 ``--topic`` override them. Exit status: 0 done, 1 Kafka error, 2 invalid input.
 """
 
@@ -84,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def version_from_args(args: argparse.Namespace) -> ContractVersion:
     """Build (and validate, through tables.contracts) the version described by ``set`` options."""
     if args.json is not None:
-        if args.offer is not None or any(getattr(args, n) not in (None, []) for n in (*_BATTERY_OPTIONS, "rate")):
+        others = (*_BATTERY_OPTIONS, *_ALERT_OPTIONS, "rate")
+        if args.offer is not None or any(getattr(args, n) not in (None, []) for n in others):
             raise ContractError("--json: give the whole version as JSON, without the other version options")
         raw = _load_json(args.json)
         if not isinstance(raw, dict):
@@ -117,6 +121,9 @@ def version_from_args(args: argparse.Namespace) -> ContractVersion:
         data["resale"] = {"rate_eur_per_kwh": args.rate}
     elif args.rate is not None:
         raise ContractError("--rate: only for --offer surplus_resale (a battery sells overflow with --overflow-rate)")
+    budget = _daily_budget_wh(args)
+    if budget is not None:
+        data["alerts"] = {"daily_budget_wh": budget}
     return version_from_dict(data, path="set")
 
 
@@ -147,7 +154,9 @@ def render_contract(contract: Contract, today: date | None = None) -> str:
     lines.append("versions:")
     for version in contract.versions:
         mark = "*" if version == current else ("+" if version.effective_from > today else " ")
-        lines.append(f" {mark} {version.effective_from}  {_describe(version)}")
+        budget = version.daily_budget_wh
+        alerts = "" if budget is None else f"; daily budget {_kwh(budget)} kWh"
+        lines.append(f" {mark} {version.effective_from}  {_describe(version)}{alerts}")
     if not contract.versions:
         lines.append("   (none)")
     lines.append("anchors (invoice balances at 00:00 Europe/Paris):")
@@ -166,6 +175,7 @@ _BATTERY_OPTIONS = (
     "capacity_kwh", "capacity_wh", "credit_ratio", "settlement", "debit_priority", "overflow", "overflow_rate",
     "fee", "subscription",
 )  # fmt: skip
+_ALERT_OPTIONS = ("daily_budget_kwh", "daily_budget_wh")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="restitution fee per kWh withdrawn, by period label or kind (HP, HC, BASE); repeatable")  # fmt: skip
     p_set.add_argument("--subscription", help="battery subscription, EUR per month")
     p_set.add_argument("--rate", help="surplus resale rate, EUR/kWh (--offer surplus_resale)")
+    budget = p_set.add_mutually_exclusive_group()
+    budget.add_argument("--daily-budget-kwh", help="this PDL's daily_budget alert: grid import per day (Europe/Paris) "
+                        "above which it opens (any offer; default: LINKY_ALERT_DAILY_BUDGET_WH)")  # fmt: skip
+    budget.add_argument("--daily-budget-wh", type=int, help="the same in Wh")
 
     p_anchor = sub.add_parser("anchor", help="record the battery balance printed on an invoice")
     p_anchor.add_argument("pdl")
@@ -216,6 +230,25 @@ def _capacity_wh(args: argparse.Namespace) -> int | None:
     if kwh * 1000 != int(kwh * 1000):
         raise ContractError(f"--capacity-kwh: at most 3 decimals (whole Wh), got {args.capacity_kwh}")
     return int(kwh * 1000)
+
+
+def _daily_budget_wh(args: argparse.Namespace) -> int | None:
+    if args.daily_budget_wh is not None:
+        return args.daily_budget_wh  # validated (positive) by tables.contracts
+    if args.daily_budget_kwh is None:
+        return None
+    kwh = _decimal(args.daily_budget_kwh, "--daily-budget-kwh")
+    if kwh <= 0:
+        raise ContractError(f"--daily-budget-kwh: must be > 0, got {args.daily_budget_kwh}")
+    if kwh * 1000 != int(kwh * 1000):
+        raise ContractError(f"--daily-budget-kwh: at most 3 decimals (whole Wh), got {args.daily_budget_kwh}")
+    return int(kwh * 1000)
+
+
+def _kwh(wh: int) -> str:
+    """Wh as a plain kWh number: 12500 -> "12.5", 12000 -> "12"."""
+    text = f"{Decimal(wh) / 1000:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _fee(text: str) -> tuple[str, str]:

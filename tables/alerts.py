@@ -26,10 +26,13 @@ red_period           the period is a red Tempo period (label   no longer red (on
 red_tomorrow         STGE says tomorrow is red                 that Tempo day starts, or tomorrow is
                                                                announced non-red
 daily_budget         today's grid import > ``daily_budget_wh`` the day ends (reading or tick)
+                     (the PDL's contract version's budget,
+                     else the setting: ledger.fold_alerts)
 battery_empty        battery projected empty by month end      projection above the margin, or month
-                     (tables/battery.projected_month_end_wh)   changes
+                     (tables/battery.projected_month_end_wh)   changes, or no battery offer in force
 battery_full         the battery overflows (the month's        no new overflow and the level below
-                     overflow grows)                           capacity x (1 - hysteresis)
+                     overflow grows)                           capacity x (1 - hysteresis), or no
+                                                               battery offer in force
 ==================== ========================================= ===========================================
 
 Reading fields used: pdl, mode ("standard"/"historic"), time (ISO-8601 with offset),
@@ -57,7 +60,9 @@ KINDS = (
 
 @dataclass(frozen=True)
 class AlertSettings:
-    """Thresholds (per deployment; a per-PDL budget can be passed by building one per PDL)."""
+    """Thresholds, per deployment. ``daily_budget_wh`` is the default: the contract version in
+    force at the reading can set the PDL's own (``alerts.daily_budget_wh``, tables/contracts.py),
+    and tables/ledger.py ``fold_alerts`` passes a copy with it."""
 
     overload_share: float = 1.0  # of subscribed power (kVA x 1000 VA)
     overload_seconds: float = 30.0
@@ -162,7 +167,12 @@ def fold_reading(
     st = _backwards_and_budget(st, ep, reading, settings, t)
     _periods(ep, reading, signals, settings, t)
     _red_tomorrow(ep, signals, t)
-    if contract_version is not None and battery is not None:
+    if contract_version is None:
+        # No version in force (contract deleted by a tombstone, or not started yet): no battery,
+        # so an episode opened under an earlier version must end (it could never clear otherwise).
+        ep.clear("battery_empty", t)
+        ep.clear("battery_full", t)
+    elif battery is not None:
         st = _battery(st, ep, contract_version, battery, settings, t)
     return replace(st, open=ep.open, last_time=t), ep.events
 

@@ -10,7 +10,8 @@ PDL), because compaction keeps only the latest value per key::
                                "overflow_policy": "lost", "overflow_rate_eur_per_kwh": null,
                                "fees_eur_per_kwh": {"HP": "0.1122", "HC": "0.0945"},
                                "subscription_eur_per_month": "6"},
-                   "resale": null}],
+                   "resale": null,
+                   "alerts": {"daily_budget_wh": 12500}}],
      "anchors": [{"date": "2026-04-01", "balance_wh": 451000, "note": "invoice 2026-04-14"}]}
 
 Rules (docs/battery.md explains them with sources):
@@ -22,6 +23,11 @@ Rules (docs/battery.md explains them with sources):
   Europe/Paris of ``date`` (i.e. after every flow before that day). tables/battery.py applies it.
 - Money is ``Decimal`` (JSON strings), energy is integer Wh, the credit ratio has at most four
   decimals so credits stay exact integers (tables/battery.py keeps the remainder).
+- ``alerts`` (optional, any offer) holds the PDL's own alert thresholds, date-effective like the
+  rest of the version: ``daily_budget_wh`` (positive integer Wh, or null = the deployment's
+  ``LINKY_ALERT_DAILY_BUDGET_WH``). Absent, null and ``{"daily_budget_wh": null}`` all mean "the
+  deployment defaults" and are stored as absent (so documents written before the field existed
+  keep the same fingerprint, tables/ledger.py ``versions_key``).
 
 Everything here is pure: no Kafka, no Faust, no I/O.
 """
@@ -100,6 +106,13 @@ class ResaleTerms:
 
 
 @dataclass(frozen=True)
+class AlertTerms:
+    """Per-PDL alert thresholds of one contract version; None = the deployment default."""
+
+    daily_budget_wh: int | None = None  # today's grid import above this opens ``daily_budget``
+
+
+@dataclass(frozen=True)
 class ContractVersion:
     """One date-effective version of a PDL's contract."""
 
@@ -107,6 +120,16 @@ class ContractVersion:
     offer: Offer = Offer.NONE
     battery: BatteryTerms | None = None
     resale: ResaleTerms | None = None
+    alerts: AlertTerms | None = None  # None: every alert threshold is the deployment default
+
+    def __post_init__(self) -> None:
+        if self.alerts == AlertTerms():  # all defaults: one representation (stored as absent)
+            object.__setattr__(self, "alerts", None)
+
+    @property
+    def daily_budget_wh(self) -> int | None:
+        """This PDL's daily import budget in Wh, or None for the deployment default."""
+        return None if self.alerts is None else self.alerts.daily_budget_wh
 
     @property
     def starts_at(self) -> datetime:
@@ -244,7 +267,7 @@ def contract_to_dict(contract: Contract) -> dict[str, Any]:
 
 def version_to_dict(version: ContractVersion) -> dict[str, Any]:
     battery = version.battery
-    return {
+    data: dict[str, Any] = {
         "effective_from": version.effective_from.isoformat(),
         "offer": version.offer.value,
         "battery": None
@@ -261,6 +284,9 @@ def version_to_dict(version: ContractVersion) -> dict[str, Any]:
         },
         "resale": None if version.resale is None else {"rate_eur_per_kwh": str(version.resale.rate_eur_per_kwh)},
     }
+    if version.alerts is not None:  # absent = defaults (keeps older versions' fingerprints)
+        data["alerts"] = {"daily_budget_wh": version.alerts.daily_budget_wh}
+    return data
 
 
 def contract_from_dict(data: Mapping[str, Any]) -> Contract:
@@ -298,6 +324,7 @@ def version_from_dict(data: Mapping[str, Any], *, path: str = "version") -> Cont
     resale_raw = data.get("resale")
     battery = None if battery_raw is None else _battery_from_dict(battery_raw, f"{path}.battery")
     resale = None if resale_raw is None else _resale_from_dict(resale_raw, f"{path}.resale")
+    alerts = _alerts_from_dict(data.get("alerts"), f"{path}.alerts")
     if offer is Offer.VIRTUAL_BATTERY and battery is None:
         raise ContractError(f"{path}.battery: required when offer is virtual_battery")
     if offer is Offer.SURPLUS_RESALE and resale is None:
@@ -309,7 +336,7 @@ def version_from_dict(data: Mapping[str, Any], *, path: str = "version") -> Cont
             f"{path}.resale: only allowed when offer is surplus_resale "
             "(a battery sells its overflow with overflow_policy 'sold')"
         )
-    return ContractVersion(effective_from=effective_from, offer=offer, battery=battery, resale=resale)
+    return ContractVersion(effective_from=effective_from, offer=offer, battery=battery, resale=resale, alerts=alerts)
 
 
 def _battery_from_dict(data: Any, path: str) -> BatteryTerms:
@@ -366,6 +393,21 @@ def _resale_from_dict(data: Any, path: str) -> ResaleTerms:
     if "rate_eur_per_kwh" not in data:
         raise ContractError(f"{path}.rate_eur_per_kwh: required")
     return ResaleTerms(rate_eur_per_kwh=_money(data["rate_eur_per_kwh"], f"{path}.rate_eur_per_kwh"))
+
+
+def _alerts_from_dict(data: Any, path: str) -> AlertTerms | None:
+    """The optional ``alerts`` section (None when absent)."""
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise ContractError(f"{path}: expected an object or null")
+    unknown = set(data) - {"daily_budget_wh"}
+    if unknown:
+        raise ContractError(f"{path}: unknown field(s) {sorted(unknown)}")
+    budget = data.get("daily_budget_wh")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0):
+        raise ContractError(f"{path}.daily_budget_wh: expected a positive integer (Wh) or null, got {budget!r}")
+    return AlertTerms(daily_budget_wh=budget)  # all defaults: ContractVersion stores None
 
 
 def _anchor_from_dict(data: Any, path: str) -> Anchor:

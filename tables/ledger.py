@@ -355,12 +355,19 @@ def fold_alerts(
     now: datetime,
 ) -> tuple[LedgerState, list[alr.AlertEvent]]:
     """Fold the reading into the alert episodes, after ``fold_reading`` of the same reading (the
-    battery alerts see the ledger as of this reading). ``now`` is the reception clock."""
+    battery alerts see the ledger as of this reading). ``now`` is the reception clock.
+
+    ``settings`` are the deployment's thresholds; the contract version in force at the reading
+    overrides ``daily_budget_wh`` when its ``alerts.daily_budget_wh`` is set (the PDL's own budget;
+    unset = the deployment default)."""
     try:
         when = datetime.fromisoformat(reading["time"])
     except (KeyError, TypeError, ValueError):
         return state, []
     version = effective_at(contract.versions, when) if contract is not None else None
+    budget = version.daily_budget_wh if version is not None else None
+    if budget is not None and budget != settings.daily_budget_wh:
+        settings = replace(settings, daily_budget_wh=budget)
     alerts, events = alr.fold_reading(
         state.alerts, reading, settings, contract_version=version, battery=state.battery, now=now
     )
@@ -579,7 +586,8 @@ def to_storage(
     journal = after.journal
     if journal is not None and journal.checkpoint is not None:
         ck = journal.checkpoint
-        writes[(CHECKPOINT, journal.day.isoformat())] = _hot_dict(replace(after, battery=ck.battery, surplus=ck.surplus))
+        at_checkpoint = replace(after, battery=ck.battery, surplus=ck.surplus, journal=None)
+        writes[(CHECKPOINT, journal.day.isoformat())] = _hot_dict(at_checkpoint)  # reads battery, surplus, history
     old_journal = before.journal if before is not None else None
     if old_journal is not None and (journal is None or journal.day != old_journal.day):
         deletes.append((CHECKPOINT, old_journal.day.isoformat()))

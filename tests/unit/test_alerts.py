@@ -24,7 +24,9 @@ from tables.alerts import (
     tick,
 )
 from tables.battery import BatteryState, fold_delta
-from tables.contracts import ContractVersion, version_from_dict
+from tables.contracts import Contract, ContractVersion, version_from_dict
+from tables.ledger import LedgerState, fold_alerts
+from tables.ledger import fold_reading as ledger_fold_reading
 
 PARIS = ZoneInfo("Europe/Paris")
 T0 = datetime(2026, 1, 12, 10, 0, tzinfo=PARIS)
@@ -286,3 +288,173 @@ def test_tempo_colour(label: str | None, colour: str | None) -> None:
 def test_tempo_day_runs_from_six_to_six() -> None:
     assert str(tempo_day(datetime(2026, 1, 14, 5, 59, tzinfo=PARIS))) == "2026-01-13"
     assert str(tempo_day(datetime(2026, 1, 14, 6, 0, tzinfo=PARIS))) == "2026-01-14"
+
+
+# --------------------------------------------------------------------------- battery_empty, exact times
+#
+# docs/battery.md §5 and tables/battery.projected_month_end_wh: at a reading at time t of month m,
+#   projected = int(level + (stored - imported) / elapsed x remaining)      (int truncates toward 0)
+# with stored = credited - overflow and imported = raw grid import of m so far, elapsed = t - 00:00
+# Paris of m's first day, remaining = m's end - t; None before one hour of m. The alert opens at the
+# first reading with projected <= 0 and clears at the first reading with projected > the margin
+# (1000 Wh by default; between 0 and the margin it stays open) or whose month is another one.
+# April 2026 is 720 h long (all CEST); below "h" is the time since 2026-04-01 00:00 Paris.
+APRIL = datetime(2026, 4, 1, tzinfo=PARIS)
+
+
+def april(hours: float) -> datetime:
+    return APRIL + timedelta(hours=hours)
+
+
+class BatteryScenario:
+    """A realtime battery: each step folds a delta into the ledger, then the reading at its end."""
+
+    def __init__(self, version: ContractVersion, start: datetime) -> None:
+        self.version, self.t = version, start
+        self.battery, self.state = BatteryState(), AlertState()
+        self.events: list[AlertEvent] = []
+
+    def step(self, end: datetime, *, imp: int = 0, exp: int = 0, read: bool = True) -> list[AlertEvent]:
+        self.battery, _, _ = fold_delta(self.battery, [self.version], start=self.t, end=end,
+                                        import_wh_by_period={"HP": imp} if imp else {}, export_wh=exp)  # fmt: skip
+        self.t = end
+        if not read:
+            return []
+        self.state, new = fold_reading(self.state, reading(end), SETTINGS, contract_version=self.version,
+                                       battery=self.battery)  # fmt: skip
+        self.events += new
+        return [e for e in new if e.kind == "battery_empty"]
+
+
+def realtime_unlimited() -> ContractVersion:
+    return version_from_dict({"effective_from": "2026-03-01", "offer": "virtual_battery",
+                              "battery": {"capacity_wh": None, "settlement": "realtime"}})  # fmt: skip
+
+
+def test_battery_empty_opens_and_clears_at_the_exact_readings_of_the_projection() -> None:
+    s = BatteryScenario(realtime_unlimited(), datetime(2026, 3, 31, 10, tzinfo=PARIS))
+    s.step(datetime(2026, 3, 31, 14, tzinfo=PARIS), exp=14_000)  # April opens with 14 000 Wh stored
+    assert s.battery.level_wh == 14_000
+    # April 1st: away (no flow) until 23:00, then 100 Wh drawn every hour. At h >= 23 the level is
+    # 14000 - 100 (h - 23) and stored - imported = -100 (h - 23), so
+    #   projected(h) = 14000 - 100 (h - 23) - 100 (h - 23) (720 - h) / h = 14000 - 72000 (h - 23) / h.
+    # h = 24..28: 14000 - 72000 x 5/28 = 1142.86 -> 1142 at h = 28, still > 0;
+    # h = 29 (2026-04-02 05:00): 14000 - 72000 x 6/29 = -896.55 -> -896 <= 0: opens.
+    for h in range(1, 30):
+        new = s.step(april(h), imp=100 if h > 23 else 0)
+        if h < 29:
+            assert new == [], h
+    assert transitions(s.events, "battery_empty") == [("open", utc(april(29)))]
+    assert s.events[-1].details == {"month": "2026-04", "level_wh": 13_400, "projected_wh": -896}
+    assert s.step(april(30), imp=100) == []  # 14000 - 72000 x 7/30 = -2800: still open
+    # From h = 30, 120 Wh exported every hour and nothing drawn: after j hours stored = 120 j,
+    # imported = 700, projected = 14000 + (120 j - 700) x 720 / (30 + j).
+    # j = 1 (h = 31): 14000 - 580 x 720/31 = 529.03: above 0 but not above the 1000 Wh margin: open.
+    # j = 2 (h = 32, 2026-04-02 08:00): 14000 - 460 x 720/32 = 3650 > 1000: clears.
+    assert s.step(april(31), exp=120) == []
+    assert [(e.action, e.at) for e in s.step(april(32), exp=120)] == [("clear", utc(april(32)))]
+    # The 2026-04-30 23:00 reading (h = 719) after 20 000 Wh drawn since h = 32: the battery
+    # (13 540 Wh) is empty, stored = 240, imported = 20 700, one hour left:
+    # projected = 0 + (240 - 20700) / 719 x 1 = -28.46 -> -28: opens again.
+    assert [(e.action, e.at) for e in s.step(april(719), imp=20_000)] == [("open", utc(april(719)))]
+    assert s.events[-1].details == {"month": "2026-04", "level_wh": 0, "projected_wh": -28}
+    # May 1st 00:30 (h = 720.5): the month changed: clears, although May has less than an hour of
+    # data (no projection yet, so it does not reopen in the same reading).
+    may = datetime(2026, 5, 1, tzinfo=PARIS)
+    assert [(e.action, e.at) for e in s.step(may + timedelta(minutes=30), imp=300)] == [
+        ("clear", utc(may + timedelta(minutes=30)))
+    ]
+    # May 1st 02:00: May's own projection (empty battery, import only) is negative: a new episode.
+    new = s.step(may + timedelta(hours=2), imp=150)
+    assert [(e.action, e.at, e.details["month"]) for e in new] == [("open", utc(may + timedelta(hours=2)), "2026-05")]
+
+
+def test_battery_empty_projection_needs_an_hour_of_the_month() -> None:
+    # An empty battery drawing from the grid at 00:30 on the 1st: no projection yet (None), so no
+    # alert; at 01:00 (one hour of the month) projected = 0 - 100 / 1 h x 719 h < 0: opens.
+    s = BatteryScenario(realtime_unlimited(), datetime(2026, 3, 31, 23, tzinfo=PARIS))
+    s.step(APRIL, imp=100)
+    assert s.step(april(0.5), imp=50) == []
+    assert [(e.action, e.at) for e in s.step(april(1), imp=50)] == [("open", utc(april(1)))]
+
+
+# --------------------------------------------------------------------------- per-PDL daily budget
+#
+# The contract version in force at the reading sets the PDL's own budget (alerts.daily_budget_wh);
+# null/absent = the deployment's AlertSettings.daily_budget_wh (LINKY_ALERT_DAILY_BUDGET_WH).
+
+
+def _budget_contract(pdl: str, *versions: dict[str, Any]) -> Contract:
+    return Contract(pdl=pdl, versions=tuple(version_from_dict(v) for v in versions))
+
+
+def _budget_run(pdl: str, contract: Contract | None, settings: AlertSettings) -> list[AlertEvent]:
+    """Hourly readings of one PDL from 2027-03-10 00:00 to 2027-03-12 06:00 (Paris), 1000 Wh
+    imported every hour, through the battery agent's per-PDL fold (ledger, then alerts)."""
+    state, events = LedgerState(pdl=pdl), []
+    start = datetime(2027, 3, 10, tzinfo=PARIS)
+    for h in range(0, 55):
+        t = start + timedelta(hours=h)
+        r = reading(t, pdl=pdl, import_wh=50_000 + 1000 * h, import_wh_by_period={"EASF01": 50_000 + 1000 * h},
+                    tariff_index=1, tariff_period="HEURES CREUSES")  # fmt: skip
+        state = ledger_fold_reading(state, r, contract).state
+        state, new = fold_alerts(state, r, contract, settings, now=t)
+        events += new
+    return [e for e in events if e.kind == "daily_budget"]
+
+
+def _budget_transitions(events: list[AlertEvent]) -> list[tuple[str, datetime, int | None]]:
+    return [(e.action, e.at, e.details.get("budget_wh")) for e in events]
+
+
+def paris(day: int, hour: int) -> datetime:
+    return utc(datetime(2027, 3, day, hour, tzinfo=PARIS))
+
+
+# Today's import after the reading at hour h is 1000 x h on the 10th (00:00 is the baseline) and
+# 1000 x (h + 1) on the next days (the 23:00-00:00 delta counts on the new day). It opens at the
+# first reading strictly above the budget and clears at the first reading of the next day.
+OWN = _budget_contract(
+    "11111111111111",
+    {"effective_from": "2027-03-01", "offer": "none", "alerts": {"daily_budget_wh": 8000}},
+    # A new budget from 00:00 on the 11th: 3000 Wh.
+    {"effective_from": "2027-03-11", "offer": "virtual_battery", "battery": {"capacity_wh": None},
+     "alerts": {"daily_budget_wh": 3000}},
+    # From the 12th the version has no budget of its own: the deployment default again.
+    {"effective_from": "2027-03-12", "offer": "none", "alerts": {"daily_budget_wh": None}},
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("default", [5000, None])
+def test_a_pdl_budget_from_its_contract_overrides_the_deployment_default(default: int | None) -> None:
+    settings = AlertSettings(daily_budget_wh=default, peak_alerts=False)
+    own = _budget_run("11111111111111", OWN, settings)
+    # 10th: 8000 -> opens at 09:00 (9000 > 8000); 11th: 3000 -> opens at 03:00 (4000 > 3000);
+    # 12th: the default 5000 -> opens at 05:00 (6000 > 5000), nothing without a default.
+    expected = [("open", paris(10, 9), 8000), ("clear", paris(11, 0), None), ("open", paris(11, 3), 3000),
+                ("clear", paris(12, 0), None)]  # fmt: skip
+    if default is not None:
+        expected.append(("open", paris(12, 5), 5000))
+    assert _budget_transitions(own) == expected
+    # Another PDL of the same worker, with a contract without budget or with no contract at all,
+    # keeps the deployment default 5000: opens at 06:00 on the 10th (6000), at 05:00 after.
+    plain = _budget_contract("22222222222222", {"effective_from": "2027-03-01", "offer": "none"})
+    for other in (_budget_run("22222222222222", plain, settings), _budget_run("33333333333333", None, settings)):
+        if default is None:
+            assert other == []
+        else:
+            assert _budget_transitions(other) == [
+                ("open", paris(10, 6), 5000), ("clear", paris(11, 0), None),
+                ("open", paris(11, 5), 5000), ("clear", paris(12, 0), None), ("open", paris(12, 5), 5000),
+            ]  # fmt: skip
+    assert settings.daily_budget_wh == default  # the shared settings are not modified
+
+
+def test_battery_alerts_clear_when_no_contract_version_is_in_force() -> None:
+    # The same empty battery as above, open at 01:00; then the contract is deleted (tombstone:
+    # no version in force): both battery alerts clear at the next reading, instead of never.
+    s = BatteryScenario(realtime_unlimited(), datetime(2026, 3, 31, 23, tzinfo=PARIS))
+    s.step(APRIL, imp=100)
+    assert [e.action for e in s.step(april(1), imp=50)] == ["open"]
+    s.state, new = fold_reading(s.state, reading(april(2)), SETTINGS, contract_version=None, battery=s.battery)
+    assert [(e.kind, e.action, e.at) for e in new] == [("battery_empty", "clear", utc(april(2)))]

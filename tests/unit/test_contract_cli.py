@@ -11,6 +11,7 @@ import pytest
 from stream.contract_cli import anchor_from_args, build_parser, render_contract, version_from_args
 from stream.contracts import decode_contract, encode_contract, partition_for
 from tables.contracts import (
+    AlertTerms,
     Anchor,
     Contract,
     ContractError,
@@ -20,6 +21,7 @@ from tables.contracts import (
     Settlement,
     add_anchor,
     add_version,
+    version_to_dict,
 )
 
 PDL = "12345678901234"
@@ -126,3 +128,54 @@ def test_partition_is_kafkas_default_murmur2_of_the_pdl() -> None:
     for key, signed in java_murmur2.items():
         assert partition_for(key, 12) == (signed & 0x7FFFFFFF) % 12
     assert {partition_for(f"{i:014d}", 4) for i in range(200)} == {0, 1, 2, 3}
+
+
+def test_daily_budget_option_sets_the_pdl_budget_for_any_offer() -> None:
+    battery = version_from_args(set_args("--from", "2027-01-01", "--offer", "virtual_battery", "--daily-budget-kwh", "12.5"))
+    assert battery.alerts == AlertTerms(daily_budget_wh=12_500) and battery.battery is not None
+    none = version_from_args(set_args("--from", "2027-01-01", "--offer", "none", "--daily-budget-wh", "8000"))
+    assert none.daily_budget_wh == 8000
+    resale = version_from_args(set_args("--from", "2027-01-01", "--offer", "surplus_resale", "--rate", "0.1",
+                                        "--daily-budget-kwh", "7"))  # fmt: skip
+    assert resale.daily_budget_wh == 7000
+    # Left out: no alerts section, the deployment default (LINKY_ALERT_DAILY_BUDGET_WH) applies.
+    default = version_from_args(set_args("--from", "2027-01-01", "--offer", "none"))
+    assert default.alerts is None and "alerts" not in version_to_dict(default)
+    # In a --json version, as the "alerts" section.
+    as_json = version_from_args(set_args("--from", "2027-01-01", "--json",
+                                         '{"offer": "none", "alerts": {"daily_budget_wh": 9000}}'))  # fmt: skip
+    assert as_json.daily_budget_wh == 9000
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--daily-budget-kwh", "0"], "--daily-budget-kwh: must be > 0"),
+        (["--daily-budget-kwh", "-3"], "--daily-budget-kwh: must be > 0"),
+        (["--daily-budget-kwh", "12.0005"], "--daily-budget-kwh: at most 3 decimals"),
+        (["--daily-budget-kwh", "lots"], "--daily-budget-kwh: not a number"),
+        (["--daily-budget-wh", "0"], r"alerts\.daily_budget_wh: expected a positive integer"),
+    ],
+)
+def test_invalid_daily_budget_is_refused(argv: list[str], message: str) -> None:
+    with pytest.raises(ContractError, match=message):
+        version_from_args(set_args("--from", "2027-01-01", "--offer", "none", *argv))
+
+
+def test_daily_budget_options_are_exclusive_and_not_mixed_with_json() -> None:
+    with pytest.raises(SystemExit):  # argparse: mutually exclusive
+        set_args("--from", "2027-01-01", "--offer", "none", "--daily-budget-kwh", "1", "--daily-budget-wh", "1000")
+    with pytest.raises(ContractError, match="without the other version options"):
+        version_from_args(set_args("--from", "2027-01-01", "--json", '{"offer": "none"}', "--daily-budget-kwh", "5"))
+
+
+def test_show_prints_the_daily_budget_of_each_version() -> None:
+    contract = Contract(pdl=PDL)
+    for argv in (["--from", "2026-01-01", "--offer", "none", "--daily-budget-kwh", "12.5"],
+                 ["--from", "2026-06-01", "--offer", "virtual_battery", "--daily-budget-wh", "9000"],
+                 ["--from", "2027-01-01", "--offer", "none"]):  # fmt: skip
+        contract = add_version(contract, version_from_args(set_args(*argv)), today=date(2026, 1, 1))
+    lines = render_contract(contract, today=date(2026, 11, 23)).splitlines()
+    assert "   2026-01-01  none; daily budget 12.5 kWh" in lines
+    assert any(line.startswith(" * 2026-06-01  virtual_battery") and line.endswith("; daily budget 9 kWh") for line in lines)
+    assert " + 2027-01-01  none" in lines  # no budget of its own: the deployment default

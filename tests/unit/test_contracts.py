@@ -10,9 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tables.contracts import (
+    AlertTerms,
     Anchor,
     Contract,
     ContractError,
+    ContractVersion,
     DebitPriority,
     Offer,
     OverflowPolicy,
@@ -25,6 +27,7 @@ from tables.contracts import (
     latest_anchor,
     subscription_for_month,
     version_from_dict,
+    version_to_dict,
 )
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -168,3 +171,45 @@ def test_subscription_is_pro_rata_by_day_on_a_mid_month_change() -> None:
     assert subscription_for_month([v1, v2], 2026, 4) == Decimal(12)
     # February 2026: no version yet.
     assert subscription_for_month([v1, v2], 2026, 2) == Decimal(0)
+
+
+def test_alerts_section_round_trips_and_defaults_to_absent() -> None:
+    with_budget = version_from_dict({**URBAN, "alerts": {"daily_budget_wh": 12_500}})
+    assert with_budget.alerts == AlertTerms(daily_budget_wh=12_500) and with_budget.daily_budget_wh == 12_500
+    assert version_to_dict(with_budget)["alerts"] == {"daily_budget_wh": 12_500}
+    assert version_from_dict(json.loads(json.dumps(version_to_dict(with_budget)))) == with_budget
+    # Any offer can carry a budget (it is about the household's import, not the battery).
+    none_offer = version_from_dict({"effective_from": "2026-03-01", "offer": "none", "alerts": {"daily_budget_wh": 1}})
+    assert none_offer.daily_budget_wh == 1
+    # Absent, null, {} and {"daily_budget_wh": null} all mean the deployment default, stored as
+    # absent: a document written before the field existed serializes (and fingerprints) as before.
+    for alerts in ({}, {"alerts": None}, {"alerts": {}}, {"alerts": {"daily_budget_wh": None}}):
+        version = version_from_dict({**URBAN, **alerts})
+        assert version.alerts is None and version.daily_budget_wh is None
+        assert "alerts" not in version_to_dict(version)
+        assert version == version_from_dict(URBAN)
+    assert ContractVersion(date(2026, 3, 1), alerts=AlertTerms()).alerts is None  # built in code: same rule
+    contract = contract_from_dict(doc(URBAN, {**RESALE, "alerts": {"daily_budget_wh": 7000}}))
+    assert contract_from_dict(json.loads(json.dumps(contract_to_dict(contract)))) == contract
+    assert [v.daily_budget_wh for v in contract.versions] == [None, 7000]
+
+
+@pytest.mark.parametrize(
+    ("alerts", "message"),
+    [
+        ({"daily_budget_wh": 0}, "alerts.daily_budget_wh: expected a positive integer (Wh) or null, got 0"),
+        ({"daily_budget_wh": -5}, "alerts.daily_budget_wh: expected a positive integer"),
+        ({"daily_budget_wh": 12.5}, "alerts.daily_budget_wh: expected a positive integer"),
+        ({"daily_budget_wh": "12500"}, "alerts.daily_budget_wh: expected a positive integer"),
+        ({"daily_budget_wh": True}, "alerts.daily_budget_wh: expected a positive integer"),
+        ({"daily_budget_kwh": 12.5}, "alerts: unknown field(s) ['daily_budget_kwh']"),
+        ({"daily_budget_wh": 100, "overload_share": 0.9}, "alerts: unknown field(s) ['overload_share']"),
+        ([], "alerts: expected an object or null"),
+        (12500, "alerts: expected an object or null"),
+    ],
+)
+def test_alerts_validation_names_the_field(alerts: object, message: str) -> None:
+    with pytest.raises(ContractError) as err:
+        contract_from_dict(doc({**URBAN, "alerts": alerts}))
+    assert message in str(err.value)
+    assert "versions[0].alerts" in str(err.value)
