@@ -11,7 +11,9 @@ Pitfalls handled here (../shared/stack.md section 1):
 - ``canonical_url`` is this worker's own address, so ``app.table_route`` can forward an HTTP query
   to the worker holding a PDL's partition when several run (faust's default is the host name);
 - after a crash (no clean-shutdown marker) the local tables are discarded and recovered from the
-  changelogs: faust's local RocksDB can be ahead of them (stream/datadir.py).
+  changelogs: faust's local RocksDB can be ahead of them (stream/datadir.py);
+- the Kafka consumer is stream/consumer.py's (plugged in by stream/factory.py): a partition without
+  a committed offset is read from its beginning, never skipped after a recovery.
 
 Layout (docs/stream.md): stream/state.py holds the tables and the Redis publisher, agents/ the
 agents (one module each), stream/web.py the HTTP queries, tables/ the pure domain rules.

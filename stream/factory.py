@@ -10,6 +10,7 @@ from typing import Any
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
+from stream.consumer import Transport
 from stream.settings import Settings
 
 
@@ -27,9 +28,17 @@ class Worker(faust.Worker):
         super().on_setup_root_logger(logger, level)
 
 
+class App(faust.App):
+    """faust's app with the worker's Kafka consumer (stream/consumer.py: partitions without a
+    committed offset are read from their beginning, never skipped)."""
+
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)
+
+
 def create_app(cfg: Settings) -> faust.App:
     """Build the Faust app from settings (RocksDB store, raw serializers, /metrics)."""
-    faust_app = faust.App(
+    faust_app = App(
         cfg.app_id,
         broker=f"kafka://{cfg.kafka_bootstrap}",
         store="rocksdb://",
@@ -42,6 +51,7 @@ def create_app(cfg: Settings) -> faust.App:
         web_bind=cfg.web_host,
         canonical_url=canonical_url(cfg),
         broker_session_timeout=cfg.kafka_session_timeout_seconds,
+        broker_commit_interval=cfg.kafka_commit_interval_seconds,
         web_tables_enabled=False,
         key_serializer="raw",
         value_serializer="raw",

@@ -31,6 +31,7 @@ class Settings:
     web_canonical_url: str = ""  # URL other workers use to reach this one; "" = http://web_host:web_port
     processing_guarantee: str = "at_least_once"
     kafka_session_timeout_seconds: float = 60.0  # a dead worker's partitions move after this long
+    kafka_commit_interval_seconds: float = 2.8  # offset commit timer (faust's broker_commit_interval)
     rocksdb_block_cache_bytes: int = 64 * 1024 * 1024
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"

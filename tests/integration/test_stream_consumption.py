@@ -60,8 +60,8 @@ async def test_day_and_month_totals_match_the_ground_truth_through_a_crash(
         a.start()
         first, half = len(sequence) // 10, len(sequence) // 2
         await produce(kafka_bootstrap, topic, sequence[:first])
-        # Kill only after every partition has a committed offset (docs/stream.md "Known issue":
-        # faust does not resume a partition killed before its first commit correctly).
+        # Kill only after every partition has a committed offset: this test is the resume from
+        # committed offsets; a kill before the first commit is test_stream_first_commit.py's.
         wait_for(lambda: all(a.metric("linky_faust_topic_partition_offset_commited", topic=topic, partition=str(p)) > 0
                              for p in range(4)), 120, "worker A committing every partition", [a])  # fmt: skip
         await produce(kafka_bootstrap, topic, sequence[first:half])
