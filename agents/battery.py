@@ -28,7 +28,7 @@ from prometheus_client import Counter
 from agents import alerts
 from agents.contracts import contract_for, on_contract_change
 from agents.ticks import send_tick, ticks_topic
-from stream.app import app, pdl_table, readings_topic, settings
+from stream.app import app, pdl_table, settings
 from stream.battery_publish import add_snapshot_source, publish
 from stream.decode_cache import DecodeCache
 from stream.redis_publisher import Snapshot, encode
@@ -43,7 +43,7 @@ from tables.ledger import (
     fold_reading,
     from_storage,
     surplus_payload,
-    sync_contract,
+    reconcile,
     tick,
     tick_is_due,
     to_storage,
@@ -54,6 +54,12 @@ log = logging.getLogger(__name__)
 ledger = pdl_table("battery-ledger")
 
 READINGS = Counter("linky_battery_readings_total", "Readings seen by the battery agent, by outcome", ["outcome"])
+REFOLDS = Counter(
+    "linky_battery_contract_refolds_total",
+    "Contract versions that changed a day already folded: refolded (the day is re-folded from its "
+    "checkpoint), retroactive (dated before that day: re-folded from the checkpoint only), impossible",
+    ["outcome"],
+)
 TICKS_SENT = Counter("linky_battery_ticks_sent_total", "Ticks sent by the battery timer (month end, silence)")
 
 
@@ -110,41 +116,41 @@ def _hot_items() -> Iterator[tuple[str, bytes]]:
             yield key.decode(), raw
 
 
-@app.agent(readings_topic)
-async def battery_agent(stream):  # type: ignore[no-untyped-def]
-    """Fold each reading into its PDL's ledger and alerts; store once; publish what changed."""
-    async for event in stream.events():
-        try:
-            reading = json.loads(event.value)
-            pdl = event.key.decode() if event.key else str(reading["pdl"])
-        except (ValueError, KeyError, TypeError, AttributeError):
-            READINGS.labels("invalid").inc()
-            continue
-        partition = event.message.partition
-        before = load(pdl) or LedgerState(pdl=pdl, partition=partition)
-        contract = contract_for(pdl)
-        try:
-            fold = fold_reading(before, reading, contract)
-        except ValueError as exc:  # a malformed index or time: the ledger ignores the reading
-            READINGS.labels("invalid").inc()
-            log.warning("battery: reading of %s ignored: %s", pdl, exc)
-            fold = LedgerFold(before, False, [], [], "invalid")
-        READINGS.labels(fold.status).inc()
-        try:
-            after, alert_events = fold_alerts(
-                fold.state, reading, contract, alerts.alert_settings, now=datetime.now(timezone.utc)
-            )
-        except (ValueError, TypeError) as exc:
-            log.warning("alerts: reading of %s ignored: %s", pdl, exc)
-            after, alert_events = fold.state, []
-        after = replace(after, partition=partition)
-        if after != before:
-            _store(before, after)
-        if fold.changed:
-            last_end = after.battery.last_end
-            event_time = last_end.timestamp() if last_end is not None else None
-            _publish(before, fold._replace(state=after), contract, event_time=event_time)
-        alerts.publish_events(after.alerts, alert_events)
+def handle(key: bytes | None, value: bytes, partition: int) -> None:
+    """Fold one reading into its PDL's ledger and alerts; store once; publish what changed.
+    Called by agents/readings.py for each event of the readings topic (inside stream iteration:
+    ``partition`` is the event's)."""
+    try:
+        reading = json.loads(value)
+        pdl = key.decode() if key else str(reading["pdl"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        READINGS.labels("invalid").inc()
+        return
+    before = load(pdl) or LedgerState(pdl=pdl, partition=partition)
+    contract = contract_for(pdl)
+    try:
+        fold = fold_reading(before, reading, contract, load=_record_loader(pdl))
+    except ValueError as exc:  # a malformed index or time: the ledger ignores the reading
+        READINGS.labels("invalid").inc()
+        log.warning("battery: reading of %s ignored: %s", pdl, exc)
+        fold = LedgerFold(before, False, [], [], "invalid")
+    READINGS.labels(fold.status).inc()
+    _report_refolds(pdl, fold)
+    try:
+        after, alert_events = fold_alerts(
+            fold.state, reading, contract, alerts.alert_settings, now=datetime.now(timezone.utc)
+        )
+    except (ValueError, TypeError) as exc:
+        log.warning("alerts: reading of %s ignored: %s", pdl, exc)
+        after, alert_events = fold.state, []
+    after = replace(after, partition=partition)
+    if after != before:
+        _store(before, after)
+    if fold.changed:
+        last_end = after.battery.last_end
+        event_time = last_end.timestamp() if last_end is not None else None
+        _publish(before, fold._replace(state=after), contract, event_time=event_time)
+    alerts.publish_events(after.alerts, alert_events)
 
 
 @app.agent(ticks_topic)
@@ -164,11 +170,14 @@ async def battery_ticks(stream):  # type: ignore[no-untyped-def]
 
 @on_contract_change
 async def _contract_changed(pdl: str, contract: Contract | None, partition: int) -> None:
-    """A new contract document: apply a new invoice anchor now and republish."""
+    """A new contract document: re-fold the journal's day if its versions changed (a version
+    effective today that arrived after today's readings), or apply a new invoice anchor; then
+    republish."""
     before = load(pdl)
     if before is None:
         return
-    fold = sync_contract(before, contract)
+    fold = reconcile(before, contract, load=_record_loader(pdl))
+    _report_refolds(pdl, fold)
     if fold.changed:
         _store(before, fold.state)
     _publish(before, fold, contract, force=True)
@@ -193,6 +202,18 @@ async def battery_timer() -> None:
         assert state.partition is not None
         await send_tick(state.pdl, state.partition, now)
         TICKS_SENT.inc()
+
+
+def _report_refolds(pdl: str, fold: LedgerFold) -> None:
+    for event in fold.battery_events:
+        if event.kind == "contract_refolded":
+            outcome = "retroactive" if event.data.get("retroactive") else "refolded"
+            REFOLDS.labels(outcome).inc()
+            log.warning("battery: contract change for %s re-folded %s (%s)", pdl, event.data.get("day"), outcome)
+        elif event.kind == "contract_refold_impossible":
+            REFOLDS.labels("impossible").inc()
+            log.error("battery: contract change for %s could not re-fold %s: %s", pdl, event.data.get("day"),
+                      event.data.get("reason"))  # fmt: skip
 
 
 def _publish(

@@ -1,4 +1,5 @@
-"""Consumption agent: index deltas into hour/day/month buckets per tariff register and injection.
+"""Consumption: index deltas into hour/day/month buckets per tariff register and injection.
+``handle`` is called for each reading by the readings agent (agents/readings.py).
 
 The rules are tables/consumption.py's; storage is stream/state.py's (hot value + history records
 in one table, written in an order that survives a crash). Publishes ``linky:{pdl}:conso`` (the
@@ -12,19 +13,12 @@ import json
 import logging
 
 from stream import metrics
-from stream.app import app, readings_topic
 from stream.state import conso_channel, consumption_config, load_consumption, publisher, store_consumption
 from tables.consumption import ConsumptionState, fold_reading, render_conso_payload
 
 log = logging.getLogger(__name__)
 AGENT = "consumption"
 APPLIED, BASELINE, DUPLICATE = (metrics.READINGS.labels(AGENT, o) for o in ("applied", "baseline", "duplicate"))
-
-
-@app.agent(readings_topic, name="consumption")
-async def consumption_agent(stream):  # type: ignore[no-untyped-def]
-    async for event in stream.events():
-        handle(event.key, event.value)
 
 
 def handle(key: bytes | None, value: bytes) -> None:

@@ -1,4 +1,5 @@
-"""Live agent ("Ma Conso en Direct"): the latest reading of each PDL, published on every reading.
+"""Live ("Ma Conso en Direct"): the latest reading of each PDL, published on every reading.
+``handle`` is called for each reading by the readings agent (agents/readings.py).
 
 Table ``live`` (stream/state.py): key = PDL, value = the live payload (tables/live.py). A reading
 not newer than the stored one (duplicate, replay after a crash) changes and publishes nothing.
@@ -11,7 +12,6 @@ import logging
 from datetime import datetime
 
 from stream import metrics
-from stream.app import app, readings_topic
 from stream.decode_cache import DecodeCache
 from stream.state import live_channel, live_table, publisher
 from tables.live import live_payload, payload_time
@@ -21,12 +21,6 @@ AGENT = "live"
 APPLIED = metrics.READINGS.labels(AGENT, "applied")
 DUPLICATE = metrics.READINGS.labels(AGENT, "duplicate")
 _stored_times: DecodeCache[datetime] = DecodeCache()  # stored payload -> its time (no JSON parse)
-
-
-@app.agent(readings_topic, name="live")
-async def live_agent(stream):  # type: ignore[no-untyped-def]
-    async for event in stream.events():
-        handle(event.key, event.value)
 
 
 def handle(key: bytes | None, value: bytes) -> None:

@@ -16,7 +16,8 @@ Pitfalls handled here (../shared/stack.md section 1):
   a committed offset is read from its beginning, never skipped after a recovery.
 
 Layout (docs/stream.md): stream/state.py holds the tables and the Redis publisher, agents/ the
-agents (one module each), stream/web.py the HTTP queries, tables/ the pure domain rules.
+agents (one module per concern; agents/readings.py is the readings topic's one agent), stream/web.py
+the HTTP queries, tables/ the pure domain rules.
 """
 
 from __future__ import annotations

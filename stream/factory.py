@@ -8,7 +8,10 @@ import socket
 from typing import Any
 
 import faust
+import rocksdict
+from faust import stores
 from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.stores import rocksdb as faust_rocksdb
 
 from stream.consumer import Transport
 from stream.settings import Settings
@@ -36,12 +39,37 @@ class App(faust.App):
         return Transport(self.conf.broker_consumer, self)
 
 
+class NoWalRocksDBStore(faust_rocksdb.Store):
+    """faust's RocksDB table store, writing without RocksDB's write-ahead log (``store=
+    "linky-rocksdb://"``, the default; ``LINKY_ROCKSDB_WAL=true`` goes back to ``rocksdb://``).
+
+    The WAL costs a ``write()`` system call per table write (about 6 % of the worker's CPU in
+    bench/stream_throughput.py) and protects nothing here: the durable copy of a table is its
+    Kafka changelog, and after an unclean stop stream/datadir.py deletes the local tables anyway
+    (they are rebuilt from the changelogs). On a clean stop faust drops its RocksDB handles and
+    RocksDB flushes the memtables when a handle is closed or dropped; if that flush were ever
+    missed, what is on disk is still a prefix of the writes, in which faust's persisted changelog
+    offset (written after the data it covers) is never ahead of the data, so faust's recovery
+    replays the changelog from there and the table ends up identical."""
+
+    def _open_for_partition(self, partition: int) -> Any:
+        db = super()._open_for_partition(partition)
+        if self.use_rocksdict:
+            options = rocksdict.WriteOptions()
+            options.disable_wal = True
+            db.set_write_options(options)
+        return db
+
+
+stores.STORES.aliases.setdefault("linky-rocksdb", f"{__name__}:NoWalRocksDBStore")
+
+
 def create_app(cfg: Settings) -> faust.App:
     """Build the Faust app from settings (RocksDB store, raw serializers, /metrics)."""
     faust_app = App(
         cfg.app_id,
         broker=f"kafka://{cfg.kafka_bootstrap}",
-        store="rocksdb://",
+        store="rocksdb://" if cfg.rocksdb_wal else "linky-rocksdb://",  # NoWalRocksDBStore
         datadir=str(cfg.datadir),
         topic_partitions=cfg.topic_partitions,
         topic_replication_factor=cfg.topic_replication,
@@ -52,6 +80,10 @@ def create_app(cfg: Settings) -> faust.App:
         canonical_url=canonical_url(cfg),
         broker_session_timeout=cfg.kafka_session_timeout_seconds,
         broker_commit_interval=cfg.kafka_commit_interval_seconds,
+        # changelog records (3+ per reading) in fewer, larger produce requests: ~10 % of the
+        # worker's CPU in bench/stream_throughput.py (docs/performance.md); they reach Kafka at
+        # most this much later, and commits still wait for them (faust flushes before committing)
+        producer_linger=cfg.producer_linger_seconds,
         web_tables_enabled=False,
         key_serializer="raw",
         value_serializer="raw",

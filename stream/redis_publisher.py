@@ -4,8 +4,10 @@ Agents never wait for Redis. ``RedisPublisher.publish`` is synchronous and O(1):
 payload to a bounded in-memory queue that one background task (``run``) drains in pipelined
 batches: one PUBLISH per payload, in order (a channel's subscribers see its payloads in the order
 they were produced), then one MSET of each channel's latest payload (the snapshot keys).
-``linger_seconds`` (default 0: measured no gain in bench/stream_throughput.py) makes the task wait
-before a batch that is not full. Redis down or slow:
+``linger_seconds`` makes the task wait before a batch that is not full, so that one round trip
+carries many payloads (the worker uses ``LINKY_REDIS_LINGER_SECONDS``, 20 ms: about 7 % of its CPU
+in bench/stream_throughput.py, docs/performance.md; a payload reaches Redis at most that much
+later). Redis down or slow:
 
 - every round trip is bounded by ``timeout_seconds`` (socket timeouts, no client retries, plus a
   hard ``asyncio.timeout``), so a slow Redis costs at most that per batch, never per reading;

@@ -33,11 +33,14 @@ class Settings:
     kafka_session_timeout_seconds: float = 60.0  # a dead worker's partitions move after this long
     kafka_commit_interval_seconds: float = 2.8  # offset commit timer (faust's broker_commit_interval)
     rocksdb_block_cache_bytes: int = 64 * 1024 * 1024
+    rocksdb_wal: bool = False  # RocksDB write-ahead log of local tables (the changelogs are the durable copy)
+    producer_linger_seconds: float = 0.02  # faust's producer_linger: changelog records are batched this long
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_timeout_seconds: float = 0.5
     redis_queue_size: int = 10_000  # payloads waiting for Redis before new ones are dropped
     redis_retry_seconds: float = 1.0  # ping interval while Redis is down
+    redis_linger_seconds: float = 0.02  # a batch that is not full waits this long for more payloads
     metrics_interval_seconds: float = 10.0  # refresh of table-key and recovery gauges
     # Calendar
     timezone: str = "Europe/Paris"

@@ -55,6 +55,7 @@ publisher = RedisPublisher(
     timeout_seconds=settings.redis_timeout_seconds,
     queue_size=settings.redis_queue_size,
     retry_seconds=settings.redis_retry_seconds,
+    linger_seconds=settings.redis_linger_seconds,
 )
 
 
