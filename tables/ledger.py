@@ -140,8 +140,10 @@ def _active_register(reading: Mapping[str, Any], registers: Mapping[str, int]) -
 # A version dated before the journal's day (only ``contract set --allow-past`` makes one) cannot
 # be re-folded further back than the checkpoint: reported as ``contract_retroactive``.
 
-JOURNAL_MAX_ENTRIES = 2000  # beyond: the day can no longer be re-folded (reported, never silent)
+JOURNAL_PAGE_ENTRIES = 64  # entries kept in the hot value; a full page becomes a record of its own
+JOURNAL_MAX_ENTRIES = 20_000  # beyond: the day can no longer be re-folded (reported, never silent)
 CHECKPOINT = "ck"  # record kind of the checkpoint: ``{pdl}|ck|{day}``
+JOURNAL_PAGE = "jp"  # record kind of a full journal page: ``{pdl}|jp|{day}.{page number}``
 
 
 @dataclass(frozen=True)
@@ -159,11 +161,14 @@ class Journal:
     day: date
     versions_key: str  # fingerprint of the versions in force through ``day`` when folded
     earlier_key: str  # fingerprint of the versions dated before ``day``
-    entries: tuple[Delta, ...] = ()
+    entries: tuple[Delta, ...] = ()  # the current page (in the hot value), after the full pages
+    pages: int = 0  # full pages before ``entries`` (records ``{pdl}|jp|{day}.{n}``)
     complete: bool = True  # False once JOURNAL_MAX_ENTRIES was reached
     # In memory until stored (to_storage writes it as its own record); None: read the record.
     # Not part of equality: the same checkpoint either way.
     checkpoint: Checkpoint | None = field(default=None, compare=False)
+    # Full pages not stored yet (page number -> entries), like ``checkpoint``.
+    new_pages: Mapping[int, tuple[Delta, ...]] = field(default_factory=dict, compare=False)
 
 
 _FINGERPRINTS: dict[tuple[int, date, bool], tuple[Sequence[ContractVersion], str]] = {}
@@ -201,14 +206,18 @@ def _journaled(before: LedgerState, after: LedgerState, delta: Delta, versions: 
     if not journal.complete:
         return journal
     entries = journal.entries
-    last = entries[-1] if len(entries) > 1 else None  # the first one may straddle midnight: kept
+    # the day's first delta may straddle midnight: never merged into
+    last = entries[-1] if entries and (journal.pages or len(entries) > 1) else None
     if last is not None and last.end == delta.start:
         merged = _merge(last, delta)
         if merged is not None:
             return replace(journal, entries=entries[:-1] + (merged,))
-    if len(entries) >= JOURNAL_MAX_ENTRIES:
-        return replace(journal, entries=(), complete=False)
-    return replace(journal, entries=entries + (delta,))
+    if len(entries) < JOURNAL_PAGE_ENTRIES:
+        return replace(journal, entries=entries + (delta,))
+    if (journal.pages + 1) * JOURNAL_PAGE_ENTRIES >= JOURNAL_MAX_ENTRIES:
+        return replace(journal, entries=(), complete=False, new_pages={})
+    new_pages = {**journal.new_pages, journal.pages: entries}
+    return replace(journal, entries=(delta,), pages=journal.pages + 1, new_pages=new_pages)
 
 
 def _merge(a: Delta, b: Delta) -> Delta | None:
@@ -250,18 +259,34 @@ def reconcile(
     retroactive = new_keys["earlier_key"] != journal.earlier_key
     at = state.battery.last_end or paris_midnight(journal.day)
     checkpoint = journal.checkpoint if journal.checkpoint is not None else _load_checkpoint(journal.day, load)
-    if not journal.complete or checkpoint is None:
-        why = "journal capped" if not journal.complete else "checkpoint missing"
+    deltas = _journal_deltas(journal, load) if journal.complete else None
+    if not journal.complete or checkpoint is None or deltas is None:
+        why = "journal capped" if not journal.complete else "checkpoint or journal page missing"
         event = bat.BatteryEvent("contract_refold_impossible", at, {"day": journal.day.isoformat(), "reason": why})
         synced = sync_contract(replace(state, journal=replace(journal, **new_keys)), contract)
         return synced._replace(changed=True, battery_events=[event, *synced.battery_events])
     base = replace(state, battery=checkpoint.battery, surplus=checkpoint.surplus, journal=None)
     work = sync_contract(base, contract).state
-    for delta in journal.entries:
+    for delta in deltas:
         work, _, _ = _fold_delta(work, delta, versions, period_kinds)
-    data = {"day": journal.day.isoformat(), "entries": len(journal.entries), "retroactive": retroactive}
+    data = {"day": journal.day.isoformat(), "entries": len(deltas), "retroactive": retroactive}
     refolded = replace(work, journal=replace(journal, **new_keys))
     return LedgerFold(refolded, True, [bat.BatteryEvent("contract_refolded", at, data)], [], "refolded")
+
+
+def _journal_deltas(journal: Journal, load: RecordLoader | None) -> list[Delta] | None:
+    """Every delta of the journal in order (full pages from memory or their records), or None
+    if a page is missing."""
+    deltas: list[Delta] = []
+    for number in range(journal.pages):
+        page = journal.new_pages.get(number)
+        if page is None:
+            record = None if load is None else load(JOURNAL_PAGE, f"{journal.day.isoformat()}.{number}")
+            if record is None:
+                return None
+            page = _entries_from_list(record["entries"])
+        deltas += page
+    return deltas + list(journal.entries)
 
 
 def _load_checkpoint(day: date, load: RecordLoader | None) -> Checkpoint | None:
@@ -494,31 +519,41 @@ def _journal_to_dict(journal: Journal | None) -> dict[str, Any] | None:
         "versions_key": journal.versions_key,
         "earlier_key": journal.earlier_key,
         "complete": journal.complete,
-        "entries": [
-            [
-                None if i and d.start == journal.entries[i - 1].end else _micros(d.start),
-                _micros(d.end),
-                [[k, v] for k, v in d.import_wh_by_period.items()],
-                d.export_wh,
-            ]
-            for i, d in enumerate(journal.entries)
-        ],
+        "pages": journal.pages,
+        "entries": _entries_to_list(journal.entries),
     }
+
+
+def _entries_to_list(entries: Sequence[Delta]) -> list[list[Any]]:
+    return [
+        [
+            None if i and d.start == entries[i - 1].end else _micros(d.start),
+            _micros(d.end),
+            [[k, v] for k, v in d.import_wh_by_period.items()],
+            d.export_wh,
+        ]
+        for i, d in enumerate(entries)
+    ]
+
+
+def _entries_from_list(data: Sequence[Sequence[Any]]) -> tuple[Delta, ...]:
+    entries: list[Delta] = []
+    for start, end, imports, export in data:
+        begin = entries[-1].end if start is None else _from_micros(start)
+        entries.append(Delta(begin, _from_micros(end), {k: v for k, v in imports}, export))
+    return tuple(entries)
 
 
 def _journal_from_dict(data: Mapping[str, Any] | None) -> Journal | None:
     if data is None:
         return None
-    entries: list[Delta] = []
-    for start, end, imports, export in data["entries"]:
-        begin = entries[-1].end if start is None else _from_micros(start)
-        entries.append(Delta(begin, _from_micros(end), {k: v for k, v in imports}, export))
     return Journal(
         day=date.fromisoformat(data["day"]),
         versions_key=data["versions_key"],
         earlier_key=data["earlier_key"],
         complete=bool(data["complete"]),
-        entries=tuple(entries),
+        pages=int(data.get("pages", 0)),
+        entries=_entries_from_list(data["entries"]),
     )
 
 
@@ -588,9 +623,13 @@ def to_storage(
         ck = journal.checkpoint
         at_checkpoint = replace(after, battery=ck.battery, surplus=ck.surplus, journal=None)
         writes[(CHECKPOINT, journal.day.isoformat())] = _hot_dict(at_checkpoint)  # reads battery, surplus, history
+    if journal is not None:
+        for number, page in journal.new_pages.items():
+            writes[(JOURNAL_PAGE, f"{journal.day.isoformat()}.{number}")] = {"entries": _entries_to_list(page)}
     old_journal = before.journal if before is not None else None
     if old_journal is not None and (journal is None or journal.day != old_journal.day):
         deletes.append((CHECKPOINT, old_journal.day.isoformat()))
+        deletes += [(JOURNAL_PAGE, f"{old_journal.day.isoformat()}.{n}") for n in range(old_journal.pages)]
     return _hot_dict(after), writes, deletes
 
 
@@ -682,5 +721,5 @@ def as_stored(state: LedgerState, load: RecordLoader) -> LedgerState:
             state.battery, days=lazy(BATTERY_DAY, state.battery.days), months=lazy(BATTERY_MONTH, state.battery.months)
         ),
         surplus=replace(state.surplus, days=lazy(SURPLUS_DAY, state.surplus.days)),
-        journal=None if journal is None else replace(journal, checkpoint=None),
+        journal=None if journal is None else replace(journal, checkpoint=None, new_pages={}),
     )

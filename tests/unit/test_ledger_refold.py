@@ -12,6 +12,7 @@ import json
 import random
 from datetime import datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
@@ -88,10 +89,16 @@ TERMS = st.fixed_dictionaries(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), old=st.one_of(st.none(), TERMS), new=TERMS, late_by=st.integers(1, 60))
+@given(seed=st.integers(0, 10_000), old=st.one_of(st.none(), TERMS), new=TERMS, late_by=st.integers(1, 60),
+       page=st.sampled_from([2, 5, 64]))
 def test_a_version_of_today_arriving_late_leaves_the_ledger_as_if_known_before(
-    seed: int, old: dict[str, Any] | None, new: dict[str, Any], late_by: int
+    seed: int, old: dict[str, Any] | None, new: dict[str, Any], late_by: int, page: int
 ) -> None:
+    with patch.object(ledger, "JOURNAL_PAGE_ENTRIES", page):
+        _late_equals_known_first(seed, old, new, late_by)
+
+
+def _late_equals_known_first(seed: int, old: dict[str, Any] | None, new: dict[str, Any], late_by: int) -> None:
     rs = readings(seed)
     earlier = [] if old is None else [battery_version("2027-03-01", **old)]
     before_doc = doc(*earlier)  # what the worker knew
@@ -138,10 +145,11 @@ def test_the_listener_path_refolds_at_once_and_reports_it() -> None:
     assert reconcile(fold.state, doc(new)).changed is False
 
 
-def test_the_checkpoint_is_read_back_from_its_record_after_a_reload() -> None:
+def test_the_checkpoint_and_journal_pages_are_read_back_from_their_records(monkeypatch: Any) -> None:
+    monkeypatch.setattr(ledger, "JOURNAL_PAGE_ENTRIES", 4)  # a few full pages by the afternoon
     rs = readings(21)
     new = battery_version(LAST_DAY, capacity_wh=2500, settlement="monthly", debit_priority="offpeak_first")
-    arrives = first_index_of_day(rs, LAST_DAY) + 25
+    arrives = first_index_of_day(rs, f"{LAST_DAY}T15:00")
     table = FakeTable()
     for i, r in enumerate(rs):
         before = table.load(cached=i % 2 == 0)
@@ -152,6 +160,11 @@ def test_the_checkpoint_is_read_back_from_its_record_after_a_reload() -> None:
     reference = fold_all(rs, lambda i: doc(new))
     assert reloaded == reference
     assert ("ck", LAST_DAY) in table.reads  # the re-fold read the checkpoint record
+    pages = sorted(key for kind, key in table.reads if kind == "jp")
+    assert reloaded.journal is not None and reloaded.journal.pages >= 2
+    assert pages == [f"{LAST_DAY}.{n}" for n in range(len(pages))] and pages  # and the full pages
+    # the earlier days' checkpoints and pages were deleted when their day ended
+    assert all(key.split("|")[1].startswith(LAST_DAY) for key in table.data if key.startswith(("ck|", "jp|")))
     stored = json.loads(table.data[f"ck|{LAST_DAY}"])
     assert stored["battery"]["current_day"] == "2027-03-30"  # the state before the day's first delta
 
@@ -170,7 +183,8 @@ def test_a_version_dated_before_the_journal_day_is_refolded_from_the_checkpoint_
 
 
 def test_a_capped_journal_cannot_refold_and_says_so(monkeypatch: Any) -> None:
-    monkeypatch.setattr(ledger, "JOURNAL_MAX_ENTRIES", 3)
+    monkeypatch.setattr(ledger, "JOURNAL_PAGE_ENTRIES", 2)
+    monkeypatch.setattr(ledger, "JOURNAL_MAX_ENTRIES", 6)
     rs = readings(9)
     arrives = first_index_of_day(rs, LAST_DAY) + 40
     state = fold_all(rs[:arrives], lambda i: doc())
