@@ -256,7 +256,7 @@ def _start_kafka(cfg: StackConfig) -> None:
         if fmt.returncode != 0:
             raise StackError(f"kafka storage format failed:\n{fmt.stdout[-2000:]}\n{fmt.stderr[-2000:]}")
     cmd = [
-        "java", f"-Xms256m", f"-Xmx{cfg.kafka_heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+        "java", "-Xms256m", f"-Xmx{cfg.kafka_heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
         "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true", *logopts,
         f"-Dlinky.stack={cfg.stack_dir}", "-cp", classpath, "kafka.Kafka", str(props),
     ]

@@ -108,7 +108,7 @@ def test_crash_and_replay_give_the_same_result(naive: datetime, events: list, cr
     position = 0
     crash_plan = sorted((a % (len(readings) + 1), b, partial) for a, b, partial in crashes)
     while position < len(readings):
-        fold = s.feed(readings[position])
+        s.feed(readings[position])
         position += 1
         snapshots.append((s.hot, dict(s.records)))
         if crash_plan and crash_plan[0][0] <= position:
