@@ -246,31 +246,32 @@ def reconcile(
     versions in force through it changed, else apply a new invoice anchor (``sync_contract``).
 
     Battery events ``contract_refolded`` (data: day, entries, retroactive) or
-    ``contract_refold_impossible`` (the journal was capped or its checkpoint is missing) say what
+    ``contract_refold_impossible`` (the journal was capped, or a checkpoint or page is missing) say what
     happened; ``status`` is ``refolded`` then."""
     journal = state.journal
     versions = contract.versions if contract is not None else ()
     if journal is None or versions_key(versions, journal.day) == journal.versions_key:
         return sync_contract(state, contract)
-    new_keys = {
-        "versions_key": versions_key(versions, journal.day),
-        "earlier_key": versions_key(versions, journal.day, before=True),
-    }
-    retroactive = new_keys["earlier_key"] != journal.earlier_key
+    rekeyed = replace(
+        journal,
+        versions_key=versions_key(versions, journal.day),
+        earlier_key=versions_key(versions, journal.day, before=True),
+    )
+    retroactive = rekeyed.earlier_key != journal.earlier_key
     at = state.battery.last_end or paris_midnight(journal.day)
     checkpoint = journal.checkpoint if journal.checkpoint is not None else _load_checkpoint(journal.day, load)
     deltas = _journal_deltas(journal, load) if journal.complete else None
     if not journal.complete or checkpoint is None or deltas is None:
         why = "journal capped" if not journal.complete else "checkpoint or journal page missing"
         event = bat.BatteryEvent("contract_refold_impossible", at, {"day": journal.day.isoformat(), "reason": why})
-        synced = sync_contract(replace(state, journal=replace(journal, **new_keys)), contract)
+        synced = sync_contract(replace(state, journal=rekeyed), contract)
         return synced._replace(changed=True, battery_events=[event, *synced.battery_events])
     base = replace(state, battery=checkpoint.battery, surplus=checkpoint.surplus, journal=None)
     work = sync_contract(base, contract).state
     for delta in deltas:
         work, _, _ = _fold_delta(work, delta, versions, period_kinds)
     data = {"day": journal.day.isoformat(), "entries": len(deltas), "retroactive": retroactive}
-    refolded = replace(work, journal=replace(journal, **new_keys))
+    refolded = replace(work, journal=rekeyed)
     return LedgerFold(refolded, True, [bat.BatteryEvent("contract_refolded", at, data)], [], "refolded")
 
 
