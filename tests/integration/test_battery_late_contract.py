@@ -18,13 +18,21 @@ from typing import Any
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream.contracts import write_contract
 from stream.settings import Settings
 from tables.contracts import Contract, version_from_dict
 from tests.conftest import free_port
-from tests.integration.battery_world import PARIS, Meter, Terms, Worker, realtime_model, wait_for, worker_env
+from tests.integration.battery_world import (
+    PARIS,
+    Meter,
+    Terms,
+    Worker,
+    realtime_model,
+    wait_for,
+    worker_env,
+)
+from tests.integration.stream_support import create_topic
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +55,7 @@ async def test_a_version_written_after_its_day_was_folded_is_applied_to_the_whol
         "LINKY_CONTRACTS_TOPIC": contracts_topic, "LINKY_TOPIC_PARTITIONS": "2",
         "LINKY_DATADIR": str(tmp_path / "data"), "LINKY_WEB_PORT": str(port), "LINKY_LOG_FORMAT": "text",
     })  # fmt: skip
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(readings_topic, num_partitions=2, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topic(kafka_bootstrap, readings_topic, partitions=2)
 
     meter = Meter(pdl, seed=29)
     readings, intervals = meter.run(START, END)

@@ -195,12 +195,25 @@ def test_a_capped_journal_cannot_refold_and_says_so(monkeypatch: Any) -> None:
     assert reconcile(fold.state, doc(battery_version(LAST_DAY))).changed is False  # reported once
 
 
-def test_the_journal_merges_runs_and_keeps_mixed_deltas() -> None:
+def test_the_journal_holds_the_day_s_energy_exactly_in_fewer_runs() -> None:
     rs = readings(3)
     state = fold_all(rs, lambda i: doc())
     journal = state.journal
     assert journal is not None and journal.day.isoformat() == LAST_DAY
-    deltas_today = len(rs) - first_index_of_day(rs, LAST_DAY)
-    assert 1 < len(journal.entries) < deltas_today  # merged, but not into one
-    for a, b in zip(journal.entries[1:], journal.entries[2:]):
+    deltas = ledger._journal_deltas(journal, None)
+    assert deltas is not None
+    first = first_index_of_day(rs, LAST_DAY)
+    # every Wh from the last reading before the day to the last one, computed from the indexes
+    start, end = rs[first - 1], rs[-1]
+    hc = end["import_wh_by_period"]["EASF01"] - start["import_wh_by_period"]["EASF01"]
+    hp = end["import_wh_by_period"]["EASF02"] - start["import_wh_by_period"]["EASF02"]
+    imported: dict[str, int] = {}
+    for d in deltas:
+        for label, wh in d.import_wh_by_period.items():
+            imported[label] = imported.get(label, 0) + wh
+    assert imported == {k: v for k, v in {"HEURES CREUSES": hc, "HEURES PLEINES": hp}.items() if v}
+    assert sum(d.export_wh for d in deltas) == end["export_wh"] - start["export_wh"]
+    assert (deltas[0].start, deltas[-1].end) == (datetime.fromisoformat(start["time"]), datetime.fromisoformat(end["time"]))
+    assert len(deltas) < len(rs) - first  # runs were merged
+    for a, b in zip(deltas[1:], deltas[2:]):
         assert ledger._merge(a, b) is None and a.end == b.start  # nothing left to merge, contiguous
