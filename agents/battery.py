@@ -20,11 +20,12 @@ import asyncio
 import json
 import logging
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterator
 
 from prometheus_client import Counter
 
+from stream import clock
 from agents import alerts
 from agents.contracts import contract_for, on_contract_change
 from agents.ticks import send_tick, ticks_topic
@@ -138,7 +139,7 @@ def handle(key: bytes | None, value: bytes, partition: int) -> None:
     _report_refolds(pdl, fold)
     try:
         after, alert_events = fold_alerts(
-            fold.state, reading, contract, alerts.alert_settings, now=datetime.now(timezone.utc)
+            fold.state, reading, contract, alerts.alert_settings, now=clock.now()
         )
     except (ValueError, TypeError) as exc:
         log.warning("alerts: reading of %s ignored: %s", pdl, exc)
@@ -186,7 +187,7 @@ async def _contract_changed(pdl: str, contract: Contract | None, partition: int)
 @app.timer(interval=settings.battery_tick_seconds)
 async def battery_timer() -> None:
     """Wall-clock scan of this worker's active partitions: tick the PDLs with something due."""
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     due: list[LedgerState] = []
     try:
         for i, (pdl, raw) in enumerate(_hot_items()):

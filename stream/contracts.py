@@ -29,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import DefaultPartitioner
 
+from stream import clock
 from stream.settings import Settings
 from tables.calendar import PARIS
 from tables.contracts import Contract, contract_from_dict, contract_to_dict
@@ -146,7 +147,7 @@ def decode_contract(value: bytes, *, pdl: str | None = None) -> Contract:
 
 def today_in_paris(now: datetime | None = None) -> date:
     """Today's Europe/Paris date (the reference for "never retroactive")."""
-    return (now or datetime.now(PARIS)).astimezone(PARIS).date()
+    return (now or clock.now()).astimezone(PARIS).date()
 
 
 # --------------------------------------------------------------------------- helpers

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections import deque
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Union
 
@@ -35,6 +34,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from stream import clock
 from stream import metrics
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class RedisPublisher:
             metrics.REDIS_FAILURES.labels(reason).inc(len(batch))
             self._go_down(exc)
             return
-        now = time.time()
+        now = clock.time()
         for channel, _, event_time in batch:
             kind = metrics.channel_kind(channel)
             children = self._kind_metrics.get(kind)

@@ -69,6 +69,8 @@ class Settings:
     alert_backwards_clear_seconds: float = 3600.0
     alert_daily_budget_wh: int = 0  # 0 = no daily budget alert
     alert_peak_periods: bool = True  # alert when a peak (HP) period starts
+    # Clock (stream/clock.py): seconds added to the system clock, for tests and rehearsals only
+    clock_offset_seconds: float = 0.0
     # Logging
     log_level: str = "INFO"
     log_format: str = "json"  # json | text

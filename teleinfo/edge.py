@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from stream import clock
 from teleinfo.metrics import EdgeMetrics
 from teleinfo.protocol import BAUD_BY_MODE, Frame, FrameDecoder
 from teleinfo.reading import build_reading
@@ -108,7 +109,7 @@ class ReadingStamper:
         self._warned_pdl = False
 
     def build(self, frame: Frame, now: datetime | None = None) -> dict[str, Any]:
-        received = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        received = (now or clock.now()).astimezone(timezone.utc)
         received = received.replace(microsecond=received.microsecond // 1000 * 1000)
         if self._last is not None and received <= self._last:
             received = self._last + _MS
@@ -242,7 +243,7 @@ class DeviceReader:
                 self._delay = self.retry_min_seconds
                 metrics.frame_seen(name)
                 if self.on_frame is not None:
-                    now = datetime.now(timezone.utc)
+                    now = clock.now()
                     for frame in frames:
                         self.on_frame(frame, now)
 

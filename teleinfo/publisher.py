@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from stream import clock
 from teleinfo.metrics import EdgeMetrics
 from teleinfo.spool import Spool
 
@@ -185,7 +186,7 @@ class Publisher:
         if from_spool:
             self.spool.commit(records[-1])
             self.metrics.published.labels("spool").inc(len(records))
-            wall = datetime.now().astimezone()
+            wall = clock.now()
             for value in batch:
                 self._observe_replay_latency(value[1], wall)
             if self.spool.empty():

@@ -1,6 +1,11 @@
 """Shared fixtures. The real local stack (Kafka KRaft + redis-server, deploy/local) is brought up
 once per session by the ``stack`` fixture, or reused if it is already running; whatever the
 session started it stops at the end (set LINKY_TEST_KEEP_STACK=1 to keep it).
+
+``--clock-at=ISO`` (or ``LINKY_TEST_CLOCK_AT``) shifts the product's clock (stream/clock.py) for the
+whole session: the offset is exported as ``LINKY_CLOCK_OFFSET_SECONDS`` before any test runs, so the
+worker, CLI and edge subprocesses the tests start read the same shifted clock as the tests do.
+A naive ISO time is Europe/Paris. ``make test`` runs the date-sensitive tests once more this way.
 """
 
 from __future__ import annotations
@@ -11,13 +16,42 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from datetime import datetime
+
 import pytest
 
 from deploy.local import stack as local_stack
+from stream import clock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
 FRAMES_DIR = SHARED_DIR / "tic" / "frames"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock-at", default=os.environ.get("LINKY_TEST_CLOCK_AT") or None, metavar="ISO",
+        help="shift the product's clock so that it reads this instant when the session starts "
+             "(naive = Europe/Paris); subprocesses inherit it through LINKY_CLOCK_OFFSET_SECONDS",
+    )  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "clock: date-sensitive, run again with a shifted clock by make test")
+    at = config.getoption("--clock-at")
+    if at:
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=clock.PARIS)
+        os.environ[clock.OFFSET_ENV] = repr(clock.offset_for(when))
+        clock.reset()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    shift = clock.offset_seconds()
+    if not shift:
+        return "product clock: the system clock"
+    return f"product clock: shifted by {shift:+.0f} s, now {clock.now_paris().isoformat(timespec='seconds')}"
 
 
 @pytest.fixture(scope="session")

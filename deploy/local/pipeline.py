@@ -25,9 +25,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from stream import clock
 from deploy.local import stack as local_stack
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         devices = list(args.device)
         pdls: list[str] = []
         if not devices:
-            start = args.start or datetime.now(PARIS).replace(hour=11, minute=0, second=0, microsecond=0).isoformat()
+            start = args.start or clock.now_paris().replace(hour=11, minute=0, second=0, microsecond=0).isoformat()
             sim = pipeline.spawn("simulator", [
                 "teleinfo", "simulate", "--pty", *_demo_meters(args.meters), "--speed", str(args.speed),
                 "--start", start, "--seed", str(args.seed or 2 + int(time.time()) % 997),
@@ -150,7 +150,7 @@ def _read_meter_lines(sim: subprocess.Popen[bytes], count: int) -> list[dict]:
 def _set_demo_contracts(pipeline: Pipeline, producers: list[dict]) -> None:
     """Give the simulated producers contracts so the demo shows both offers moving: the first a
     2 kWh virtual battery (overflow sold), the next ones "Boost Mon Surplus" (surplus resale)."""
-    today = datetime.now(PARIS).date().isoformat()
+    today = clock.today().isoformat()
     for i, m in enumerate(producers):
         if i == 0:
             offer = ["--offer", "virtual_battery", "--capacity-kwh", "2", "--overflow", "sold",

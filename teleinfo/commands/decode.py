@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
 from typing import BinaryIO, TextIO
 
+from stream import clock
 from teleinfo.protocol import DecoderStats, FrameDecoder
 from teleinfo.reading import build_reading
 
@@ -72,7 +72,7 @@ def decode_stream(source: BinaryIO, out: TextIO, receive_time: bool = False) -> 
         frames = decoder.feed(data)
         if not frames:
             continue
-        received_at = datetime.now(timezone.utc) if receive_time else None
+        received_at = clock.now() if receive_time else None
         out.write("".join(
             dumps({
                 "mode": f.mode,

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from stream import clock
 from teleinfo.simulator.model import PARIS, default_specs, parse_meter_spec
 from teleinfo.simulator.runner import SimulationOptions, run_simulated_meters
 
@@ -86,7 +87,7 @@ def options_from_args(args: argparse.Namespace) -> SimulationOptions:
         if start.tzinfo is None:
             start = start.replace(tzinfo=PARIS)
     else:
-        start = datetime.now(PARIS)
+        start = clock.now_paris()
     if not 0 <= args.error_rate <= 1:
         raise ValueError("--error-rate must be between 0 and 1")
     output = "file" if args.file else "kafka" if args.kafka else "pty"

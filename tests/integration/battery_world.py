@@ -38,6 +38,16 @@ def paris(y: int, m: int, d: int, h: int = 0) -> datetime:
     return datetime(y, m, d, h, tzinfo=PARIS).astimezone(UTC)
 
 
+def last_sunday(year: int, month: int) -> date:
+    """The last Sunday of a month (the DST change days are the last Sundays of March and October)."""
+    last = (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
+    return last - timedelta(days=(last.weekday() - 6) % 7)
+
+
+def first_of_previous_month(day: date) -> date:
+    return (day.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
 def cents(amount: Decimal) -> str:
     return str(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from stream import clock
 from stream.contracts import ContractsTopicError, ensure_contracts_topic, read_contract
 from stream.settings import Settings
 from tests.integration.battery_world import run_cli, worker_env
@@ -23,28 +25,32 @@ async def test_cli_creates_the_compacted_topic_and_keeps_every_version(kafka_boo
     def cli(*argv: str):  # noqa: ANN202
         return run_cli(env, "contract", *argv)
 
-    done = cli("set", PDL, "--from", "2027-01-01", "--offer", "virtual_battery", "--capacity-kwh", "10",
+    # Dates relative to the product's clock (the CLI's "today"): next year, and the past.
+    today = clock.today()
+    y = today.year + 1
+    anchor_day, yesterday = (today - timedelta(days=61)).isoformat(), (today - timedelta(days=1)).isoformat()
+    done = cli("set", PDL, "--from", f"{y}-01-01", "--offer", "virtual_battery", "--capacity-kwh", "10",
                "--settlement", "monthly", "--debit-priority", "offpeak_first", "--fee", "HC=0.0945")
     assert done.returncode == 0, done.stderr
-    assert cli("set", PDL, "--from", "2027-06-01", "--offer", "surplus_resale", "--rate", "0.06").returncode == 0
-    assert cli("anchor", PDL, "--date", "2026-10-01", "--balance-kwh", "451", "--note", "inv 9").returncode == 0
-    past = cli("set", PDL, "--from", "2026-11-01", "--offer", "none")
+    assert cli("set", PDL, "--from", f"{y}-06-01", "--offer", "surplus_resale", "--rate", "0.06").returncode == 0
+    assert cli("anchor", PDL, "--date", anchor_day, "--balance-kwh", "451", "--note", "inv 9").returncode == 0
+    past = cli("set", PDL, "--from", yesterday, "--offer", "none")
     assert past.returncode == 2 and "never applies retroactively" in past.stderr
-    invalid = cli("set", PDL, "--from", "2027-02-01", "--offer", "virtual_battery", "--credit-ratio", "2")
+    invalid = cli("set", PDL, "--from", f"{y}-02-01", "--offer", "virtual_battery", "--credit-ratio", "2")
     assert invalid.returncode == 2 and "credit_ratio" in invalid.stderr
 
     cfg = Settings.from_env(env)
     contract = await read_contract(cfg, PDL)
     assert contract is not None
-    assert [v.effective_from.isoformat() for v in contract.versions] == ["2027-01-01", "2027-06-01"]
+    assert [v.effective_from.isoformat() for v in contract.versions] == [f"{y}-01-01", f"{y}-06-01"]
     assert [v.offer.value for v in contract.versions] == ["virtual_battery", "surplus_resale"]
     assert contract.versions[0].battery is not None and contract.versions[0].battery.capacity_wh == 10_000
-    assert [(a.date.isoformat(), a.balance_wh, a.note) for a in contract.anchors] == [("2026-10-01", 451_000, "inv 9")]
+    assert [(a.date.isoformat(), a.balance_wh, a.note) for a in contract.anchors] == [(anchor_day, 451_000, "inv 9")]
 
     shown = cli("show", PDL, "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["versions"][1]["resale"] == {"rate_eur_per_kwh": "0.06"}
     text = cli("show", PDL)
-    assert "+ 2027-01-01  virtual_battery capacity 10000 Wh" in text.stdout
+    assert f"+ {y}-01-01  virtual_battery capacity 10000 Wh" in text.stdout
     assert cli("show", "99999999999999").returncode == 2
 
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)

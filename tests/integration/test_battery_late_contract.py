@@ -1,7 +1,7 @@
 """A contract version effective on a day whose readings the worker already folded (issue 6).
 
 Contracts and readings are two topics with no order between them: here the version effective on
-2027-05-11 is written only after the worker folded that day's morning as "no offer". The worker
+May 11th (of next year on the product's clock) is written only after the worker folded that day's morning as "no offer". The worker
 must re-fold the day at once (no new reading needed) and, after the rest of the readings, hold
 exactly what the independent model gives with the version known from the start.
 Real Kafka, real Redis, a real worker subprocess.
@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from stream import clock
 from stream.contracts import write_contract
 from stream.settings import Settings
 from tables.contracts import Contract, version_from_dict
@@ -36,10 +37,11 @@ from tests.integration.stream_support import create_topic
 
 pytestmark = pytest.mark.integration
 
-START = datetime(2027, 5, 10, 0, tzinfo=PARIS)
-EFFECTIVE = "2027-05-11"
-LATE = datetime(2027, 5, 11, 14, tzinfo=PARIS)  # the version is written after this reading
-END = datetime(2027, 5, 12, 12, tzinfo=PARIS)
+Y = clock.today().year + 1  # in the future on the product's clock, whatever the date
+START = datetime(Y, 5, 10, 0, tzinfo=PARIS)
+EFFECTIVE = f"{Y}-05-11"
+LATE = datetime(Y, 5, 11, 14, tzinfo=PARIS)  # the version is written after this reading
+END = datetime(Y, 5, 12, 12, tzinfo=PARIS)
 CAPACITY_WH = 3000
 
 
@@ -63,7 +65,7 @@ async def test_a_version_written_after_its_day_was_folded_is_applied_to_the_whol
     rest = readings[len(early):]
     version = version_from_dict({"effective_from": EFFECTIVE, "offer": "virtual_battery",
                                  "battery": {"capacity_wh": CAPACITY_WH}})  # fmt: skip
-    effective_at = datetime(2027, 5, 11, tzinfo=PARIS)
+    effective_at = datetime(Y, 5, 11, tzinfo=PARIS)
 
     def terms_at(t: datetime) -> Terms:
         return Terms(capacity=CAPACITY_WH) if t >= effective_at else Terms(battery=False)
@@ -125,8 +127,8 @@ async def test_a_version_written_after_its_day_was_folded_is_applied_to_the_whol
     level, days, _ = realtime_model(intervals, terms_at)
     assert final["level_wh"] == level
     rows = {row["date"]: row for row in final["days"]}
-    for key in ("2027-05-10", EFFECTIVE, "2027-05-12"):
+    for key in (f"{Y}-05-10", EFFECTIVE, f"{Y}-05-12"):
         want, got = days[key], rows[key]
         assert (got["credited_wh"], got["overflow_wh"], got["used_hp_wh"], got["used_hc_wh"], got["closing_wh"]) == (
             want.credited, want.overflow, want.used_hp, want.used_hc, want.closing), key  # fmt: skip
-    assert rows["2027-05-10"]["credited_wh"] == 0 and rows[EFFECTIVE]["overflow_wh"] > 0
+    assert rows[f"{Y}-05-10"]["credited_wh"] == 0 and rows[EFFECTIVE]["overflow_wh"] > 0

@@ -4,7 +4,7 @@ worker (``faust -A stream.app worker``) as a subprocess, contracts written with 
 One worker run carries every scenario (one PDL each) to keep the wall time down:
 
 - ``rt``  realtime, unlimited, fees by period: level and every day/month row exact to the Wh
-          over five weeks, across the DST day 2027-03-28 (23 h) and a month change;
+          over five weeks, across the March DST day (23 h) and a month change;
 - ``cap`` realtime, 4 kWh capacity, overflow sold at 0.10 EUR/kWh: overflow and cagnotte;
           ``battery_full`` opens and clears once per episode;
 - ``mon`` monthly settlement, off-peak first (Urban Solar), and a late invoice anchor for
@@ -12,12 +12,19 @@ One worker run carries every scenario (one PDL each) to keep the wall time down:
 - ``chg`` a contract change written mid-month, effective later that month (capacity and sold
           overflow from the 20th);
 - ``res`` surplus resale with a rate change on the 22nd: cagnotte = surplus x rate in force;
-- ``past`` October 2026 (the 25-hour DST day): the wall-clock timer closes the month without any
-          reading, and ``meter_silent`` opens from the timer and clears with the next reading;
+- ``past`` the last October that has ended on the product's clock (the 25-hour DST day): the
+          wall-clock timer closes the month without any reading, prunes the day rows older than
+          the previous month of the clock's today, and ``meter_silent`` opens from the timer and
+          clears with the next reading;
+- ``prev`` the last days of the clock's previous month: closed by the timer, day rows kept;
 - ``alr`` every reading-driven alert opens once and clears once.
 
 The worker is SIGKILLed mid-stream and restarted on the same data directory. Expected values come
 from the simulator's ground truth through an independent model (tests/integration/battery_world.py).
+
+Dates are placed relative to the product's clock (stream/clock.py; ``pytest --clock-at=...`` shifts
+it): the main scenario in March/April of next year (future dates, as the CLI requires), the
+``past`` and ``prev`` meters before today. The test holds on any date.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from stream import clock
 from stream.contracts import write_contract
 from stream.settings import Settings
 from tables.contracts import Contract, add_version, version_from_dict
@@ -49,6 +57,8 @@ from tests.integration.battery_world import (
     Terms,
     Worker,
     cents,
+    first_of_previous_month,
+    last_sunday,
     loads,
     monthly_offpeak_model,
     paris,
@@ -65,10 +75,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FEES = {"HP": Decimal("0.1122"), "HC": Decimal("0.0945")}
 FEE_ARGS = ["--fee", "HP=0.1122", "--fee", "HC=0.0945"]
 BUDGET_WH = 8_000
-START, SPLIT_A, SPLIT_B, SPLIT_C, END = (paris(2027, 3, 8), paris(2027, 3, 18), paris(2027, 3, 30),
-                                         paris(2027, 4, 8), paris(2027, 4, 12))  # fmt: skip
-PAST_START, PAST_END = paris(2026, 10, 24), paris(2026, 10, 31, 23)
+TODAY = clock.today()  # the product's clock when the module is collected (pytest --clock-at)
+Y = TODAY.year + 1  # the main scenario: March/April of next year, always in the future
+START, SPLIT_A, SPLIT_B, SPLIT_C, END = (paris(Y, 3, 8), paris(Y, 3, 18), paris(Y, 3, 30),
+                                         paris(Y, 4, 8), paris(Y, 4, 12))  # fmt: skip
+MARCH_DST = last_sunday(Y, 3)
+P = TODAY.year if TODAY.month >= 11 else TODAY.year - 1  # the last October that has ended
+PAST_START, PAST_END = paris(P, 10, 24), paris(P, 10, 31, 23)
+OCTOBER_DST = last_sunday(P, 10)
+_PREV_END = datetime.combine(TODAY.replace(day=1), datetime.min.time(), PARIS)  # 00:00 on the 1st
+PREV_START, PREV_END = (_PREV_END - timedelta(days=3)).astimezone(timezone.utc), \
+    (_PREV_END - HOUR).astimezone(timezone.utc)  # the previous month's last 3 days (fmt: skip)
 ANCHOR_WH = 25_000
+
+
+def ymd(m: int, d: int) -> str:
+    """``YYYY-MM-DD`` in the main scenario's year."""
+    return date(Y, m, d).isoformat()
 
 
 class Stream:
@@ -99,7 +122,7 @@ class Stream:
 async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis_url: str, unique_name,
                                                      tmp_path: Path) -> None:  # fmt: skip
     prefix = f"{uuid.uuid4().int % 10**8:08d}"
-    pdl = {name: f"{prefix}{i:06d}" for i, name in enumerate(("rt", "cap", "mon", "chg", "res", "past", "alr"))}
+    pdl = {name: f"{prefix}{i:06d}" for i, name in enumerate(("rt", "cap", "mon", "chg", "res", "past", "alr", "prev"))}
     readings_topic, contracts_topic = unique_name("readings"), unique_name("contracts")
     port = free_port()
     env = worker_env({
@@ -123,23 +146,25 @@ async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis
         done = run_cli(env, "contract", *argv)
         assert done.returncode == 0, done.stderr
 
-    cli("set", pdl["rt"], "--from", "2027-03-01", "--offer", "virtual_battery", *FEE_ARGS)
-    cli("set", pdl["cap"], "--from", "2027-03-01", "--offer", "virtual_battery", "--capacity-kwh", "4",
+    cli("set", pdl["rt"], "--from", ymd(3, 1), "--offer", "virtual_battery", *FEE_ARGS)
+    cli("set", pdl["cap"], "--from", ymd(3, 1), "--offer", "virtual_battery", "--capacity-kwh", "4",
         "--overflow", "sold", "--overflow-rate", "0.10", *FEE_ARGS)
-    cli("set", pdl["mon"], "--from", "2027-03-01", "--offer", "virtual_battery", "--settlement", "monthly",
+    cli("set", pdl["mon"], "--from", ymd(3, 1), "--offer", "virtual_battery", "--settlement", "monthly",
         "--debit-priority", "offpeak_first", "--subscription", "6", *FEE_ARGS)
-    cli("set", pdl["chg"], "--from", "2027-03-01", "--offer", "virtual_battery", *FEE_ARGS)
-    cli("set", pdl["res"], "--from", "2027-03-01", "--offer", "surplus_resale", "--rate", "0.06")
-    cli("set", pdl["res"], "--from", "2027-03-22", "--offer", "surplus_resale", "--rate", "0.0875")
-    cli("set", pdl["alr"], "--from", "2027-03-01", "--offer", "surplus_resale", "--rate", "0.06")
-    refused = run_cli(env, "contract", "set", pdl["rt"], "--from", "2026-01-01", "--offer", "none")
+    cli("set", pdl["chg"], "--from", ymd(3, 1), "--offer", "virtual_battery", *FEE_ARGS)
+    cli("set", pdl["res"], "--from", ymd(3, 1), "--offer", "surplus_resale", "--rate", "0.06")
+    cli("set", pdl["res"], "--from", ymd(3, 22), "--offer", "surplus_resale", "--rate", "0.0875")
+    cli("set", pdl["alr"], "--from", ymd(3, 1), "--offer", "surplus_resale", "--rate", "0.06")
+    yesterday = (clock.today() - timedelta(days=1)).isoformat()  # the CLI runs on the product's clock
+    refused = run_cli(env, "contract", "set", pdl["rt"], "--from", yesterday, "--offer", "none")
     assert refused.returncode == 2 and "never applies retroactively" in refused.stderr
-    # October 2026 is in the past: the CLI refuses it, so this PDL's document is written the way
-    # an import of existing customers would (the Kafka API of stream/contracts.py).
+    # The past is refused by the CLI, so these PDLs' documents are written the way an import of
+    # existing customers would (the Kafka API of stream/contracts.py).
     cfg = Settings.from_env(env)
-    past_version = version_from_dict({"effective_from": "2026-10-01", "offer": "virtual_battery",
-                                      "battery": {"fees_eur_per_kwh": {"HP": "0.1122", "HC": "0.0945"}}})  # fmt: skip
-    await write_contract(cfg, add_version(Contract(pdl=pdl["past"]), past_version, today=date(2026, 10, 1)))
+    for name, since in (("past", date(P, 10, 1)), ("prev", first_of_previous_month(TODAY))):
+        past_version = version_from_dict({"effective_from": since.isoformat(), "offer": "virtual_battery",
+                                          "battery": {"fees_eur_per_kwh": {"HP": "0.1122", "HC": "0.0945"}}})  # fmt: skip
+        await write_contract(cfg, add_version(Contract(pdl=pdl[name]), past_version, today=since))
 
     meters = {name: Meter(p, seed=i + 11) for i, (name, p) in enumerate(pdl.items())}
     redis = aioredis.from_url(redis_url)
@@ -188,30 +213,33 @@ async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis
     try:
         worker.start()
         # Two topics have no order between them: let the contracts in before the first readings.
-        await wait_for(lambda: _at_least(contracts_applied, 8), "the 8 contract records", worker)
-        # ---- phase A: 10 days (+ the alerts scenario and October 2026), with duplicates
+        await wait_for(lambda: _at_least(contracts_applied, 9), "the 9 contract records", worker)
+        # ---- phase A: 10 days (+ the alerts scenario, the past October and the previous month), with duplicates
         batch: list[dict[str, Any]] = []
         for name in main:
             batch += stream.run(meters[name], START, SPLIT_A, first=True)
         batch += alert_readings(stream, meters["alr"])
         batch += stream.run(meters["past"], PAST_START, PAST_END, first=True)
+        batch += stream.run(meters["prev"], PREV_START, PREV_END, first=True)
         for name in ("rt", "cap"):  # at-least-once upstream: copies and late older readings
             batch += [dict(r) for r in stream.readings[pdl[name]][50:60]]
         await stream.send(batch)
         await stream.send([dict(r) for r in stream.readings[pdl["rt"]][100:110]])  # older, after newer ones
-        await wait_for(lambda: caught_up([*main, "past"]), "phase A processed", worker)
+        await wait_for(lambda: caught_up([*main, "past", "prev"]), "phase A processed", worker)
 
-        # October ended long ago on the wall clock: the timer closes it without any reading.
-        async def october_final() -> bool:
-            b, s = await snapshot("past", "battery"), await snapshot("past", "surplus")
+        # Those months ended on the product's clock: the timer closes them without any reading.
+        async def month_final(name: str) -> bool:
+            b, s = await snapshot(name, "battery"), await snapshot(name, "surplus")
             return bool(b and b["month"]["final"] and s and s["month"]["final"])
 
-        await wait_for(october_final, "the timer to close October 2026", worker)
-        silent = await wait_for(lambda: open_kinds(redis, pdl["past"]), "meter_silent from the timer", worker)
-        assert "meter_silent" in silent
+        await wait_for(lambda: month_final("past"), f"the timer to close October {P}", worker)
+        await wait_for(lambda: month_final("prev"), "the timer to close the previous month", worker)
+        for name in ("past", "prev"):
+            silent = await wait_for(lambda: open_kinds(redis, pdl[name]), "meter_silent from the timer", worker)
+            assert "meter_silent" in silent, name
 
         # A change written mid-month, effective later in the month.
-        cli("set", pdl["chg"], "--from", "2027-03-20", "--offer", "virtual_battery", "--capacity-kwh", "5",
+        cli("set", pdl["chg"], "--from", ymd(3, 20), "--offer", "virtual_battery", "--capacity-kwh", "5",
             "--overflow", "sold", "--overflow-rate", "0.07", *FEE_ARGS)
 
         async def change_seen() -> bool:
@@ -238,17 +266,18 @@ async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis
         # ---- phase C: up to April 8th, then the March invoice's balance for April 1st (late)
         await stream.send([r for name in main for r in stream.run(meters[name], SPLIT_B, SPLIT_C, first=False)])
         await wait_for(lambda: caught_up(main), "phase C1 processed", worker)
-        cli("anchor", pdl["mon"], "--date", "2027-04-01", "--balance-kwh", str(Decimal(ANCHOR_WH) / 1000),
-            "--note", "invoice 2027-04-14")
+        cli("anchor", pdl["mon"], "--date", ymd(4, 1), "--balance-kwh", str(Decimal(ANCHOR_WH) / 1000),
+            "--note", f"invoice {ymd(4, 14)}")
 
         async def anchored() -> bool:
             b = await snapshot("mon", "battery")
-            return bool(b and b["anchor"] and b["anchor"]["date"] == "2027-04-01")
+            return bool(b and b["anchor"] and b["anchor"]["date"] == ymd(4, 1))
 
         await wait_for(anchored, "the invoice anchor", worker)
         await stream.send([r for name in main for r in stream.run(meters[name], SPLIT_C, END, first=False)])
         await wait_for(lambda: caught_up(main), "phase C2 processed", worker)
-        docs = {name: await http_get(name, "battery") for name in [*main, "past"]}
+        docs = {name: await http_get(name, "battery") for name in [*main, "past", "prev"]}
+        today_at_end = clock.today()  # the day the timer last pruned on
         open_alerts = {name: await http_get(name, "alerts") for name in ("alr", "cap")}
         await asyncio.sleep(1.5)  # let the last alert messages reach the subscriber
     finally:
@@ -260,8 +289,8 @@ async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis
         await redis.aclose()
 
     # ---- the DST days really have 23 and 25 hours in the ground truth
-    assert sum(1 for iv in stream.truth[pdl["rt"]] if iv.day == date(2027, 3, 28)) == 23
-    assert sum(1 for iv in stream.truth[pdl["past"]] if iv.day == date(2026, 10, 25)) == 25
+    assert sum(1 for iv in stream.truth[pdl["rt"]] if iv.day == MARCH_DST) == 23
+    assert sum(1 for iv in stream.truth[pdl["past"]] if iv.day == OCTOBER_DST) == 25
 
     # ---- rt, cap, chg, past: realtime model, every day and month row
     def terms_of(name: str):  # noqa: ANN202
@@ -270,16 +299,22 @@ async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis
             return lambda t: Terms(capacity=4000, fees=FEES, overflow_rate=Decimal("0.10"))
         if name == "chg":
             capped = Terms(capacity=5000, fees=FEES, overflow_rate=Decimal("0.07"))
-            return lambda t: capped if t >= paris(2027, 3, 20) else unlimited
+            return lambda t: capped if t >= paris(Y, 3, 20) else unlimited
         return lambda t: unlimited
 
-    for name in ("rt", "cap", "chg", "past"):
+    for name in ("rt", "cap", "chg", "past", "prev"):
         level, days, months = realtime_model(stream.truth[pdl[name]], terms_of(name))
         doc = docs[name]
         assert doc["level_wh"] == level, name
         assert doc["estimate"] is True
         got_days = {row["date"]: row for row in doc["days"]}
-        assert set(got_days) == {k for k in days if k >= min(got_days)}, name  # older days pruned
+        # Day rows are kept from the 1st of the previous month of the ledger's day, which the
+        # wall-clock timer moves to the clock's today once the data's last day has ended.
+        last_day = max(date.fromisoformat(k) for k in days)
+        kept_from = first_of_previous_month(max(last_day, today_at_end))
+        assert set(got_days) == {k for k in days if date.fromisoformat(k) >= kept_from}, (name, kept_from)
+        if name != "past":  # the past meter's rows may all be gone, depending on the date
+            assert got_days, name
         for key, row in got_days.items():
             assert_row(row, days[key], f"{name} {key}")
         got_months = {row["month"]: row for row in doc["months"]}
@@ -292,14 +327,17 @@ async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis
             assert surplus_months[key]["cagnotte_eur"] == cents(row.cagnotte), (name, key)
     assert docs["cap"]["percent"] == round(docs["cap"]["level_wh"] * 100 / 4000, 1)
     assert sum(m.overflow for m in realtime_model(stream.truth[pdl["cap"]], terms_of("cap"))[2].values()) > 0
-    assert {r["month"]: r["final"] for r in docs["rt"]["months"]} == {"2027-03": True, "2027-04": False}
-    assert docs["past"]["months"][-1]["final"] is True  # closed by the timer, not by a reading
+    assert {r["month"]: r["final"] for r in docs["rt"]["months"]} == {f"{Y}-03": True, f"{Y}-04": False}
+    # closed by the timer, not by a reading
+    assert {r["month"]: r["final"] for r in docs["past"]["months"]}[f"{P}-10"] is True
+    prev_month = first_of_previous_month(TODAY).isoformat()[:7]
+    assert {r["month"]: r["final"] for r in docs["prev"]["months"]} == {prev_month: True}
 
     # ---- mon: monthly settlement, off-peak first, April re-settled from the invoice anchor
-    level, months = monthly_offpeak_model(stream.truth[pdl["mon"]], FEES, {"2027-04": ANCHOR_WH})
+    level, months = monthly_offpeak_model(stream.truth[pdl["mon"]], FEES, {f"{Y}-04": ANCHOR_WH})
     doc = docs["mon"]
     assert doc["level_wh"] == level and doc["estimate"] is False
-    assert doc["anchor"] == {"date": "2027-04-01", "balance_wh": ANCHOR_WH}
+    assert doc["anchor"] == {"date": ymd(4, 1), "balance_wh": ANCHOR_WH}
     got = {row["month"]: row for row in doc["months"]}
     assert set(got) == set(months)
     for key, expected in months.items():
@@ -308,20 +346,20 @@ async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis
         assert (row["used_hc_wh"], row["used_hp_wh"]) == (expected.used_hc, expected.used_hp), key
         assert (row["adjustment_wh"], row["closing_wh"]) == (expected.adjustment, expected.closing), key
         assert row["fees_eur"] == cents(expected.fees), key
-    assert got["2027-03"]["subscription_eur"] == "6.00"
+    assert got[f"{Y}-03"]["subscription_eur"] == "6.00"
 
     # ---- res: cagnotte = surplus x the rate in force on the injection date
     res_months = {row["month"]: row for row in docs["res"]["surplus"]["months"]}
     expected_res: dict[str, tuple[int, Decimal]] = defaultdict(lambda: (0, Decimal(0)))
     for iv in stream.truth[pdl["res"]]:
-        rate = Decimal("0.0875") if iv.start >= paris(2027, 3, 22) else Decimal("0.06")
+        rate = Decimal("0.0875") if iv.start >= paris(Y, 3, 22) else Decimal("0.06")
         wh, eur = expected_res[iv.month]
         expected_res[iv.month] = (wh + iv.export_wh, eur + Decimal(iv.export_wh) * rate / 1000)
     assert set(res_months) == set(expected_res)
     for key, (wh, eur) in expected_res.items():
         assert (res_months[key]["surplus_wh"], res_months[key]["eligible_wh"]) == (wh, wh)
         assert res_months[key]["cagnotte_eur"] == cents(eur)
-    assert res_months["2027-03"]["final"] is True and res_months["2027-04"]["final"] is False
+    assert res_months[f"{Y}-03"]["final"] is True and res_months[f"{Y}-04"]["final"] is False
     assert docs["res"]["level_wh"] == 0 and docs["res"]["offer"] == "surplus_resale"
 
     # ---- alerts: after deduplicating at-least-once replays, every kind alternates open/clear
@@ -396,9 +434,9 @@ def alert_readings(stream: Stream, meter: Meter) -> list[dict[str, Any]]:
             extra.update(mode="historic", export_wh=None)
         if 30 <= i <= 32:
             extra["overload"] = True
-        if local >= datetime(2027, 3, 9, 20, tzinfo=PARIS) and local < datetime(2027, 3, 10, 6, tzinfo=PARIS):
+        if datetime(Y, 3, 9, 20, tzinfo=PARIS) <= local < datetime(Y, 3, 10, 6, tzinfo=PARIS):
             extra["status"] = {"tempo_today": "blue", "tempo_tomorrow": "red"}
-        if datetime(2027, 3, 10, 6, tzinfo=PARIS) <= local < datetime(2027, 3, 11, 6, tzinfo=PARIS):
+        if datetime(Y, 3, 10, 6, tzinfo=PARIS) <= local < datetime(Y, 3, 11, 6, tzinfo=PARIS):
             extra["tariff_period"] = "HC  ROUGE" if period_at(t) == "HC" else "HP  ROUGE"
             extra["status"] = {"tempo_today": "red", "tempo_tomorrow": None}
         readings.append(meter.reading(t, **extra))
