@@ -47,6 +47,23 @@ def pytest_configure(config: pytest.Config) -> None:
         clock.reset()
 
 
+# Unit modules whose subject is calendars, contracts, battery, surplus, alerts or the clock; with
+# every integration test but test_stack (the bare Kafka/Redis/faust plumbing, no product clock)
+# they carry the ``clock`` marker (``make test`` runs them again with a shifted clock).
+DATE_SENSITIVE_UNIT = {
+    "test_alerts", "test_battery", "test_calendar", "test_clock", "test_consumption",
+    "test_consumption_properties", "test_contract_cli", "test_contracts", "test_deltas", "test_edge_reader",
+    "test_ledger", "test_ledger_refold", "test_ledger_storage", "test_live", "test_readings_agent", "test_surplus",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath))
+        if (path.parent.name == "integration" and path.stem != "test_stack") or path.stem in DATE_SENSITIVE_UNIT:
+            item.add_marker(pytest.mark.clock)
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     shift = clock.offset_seconds()
     if not shift:

@@ -232,3 +232,42 @@ def test_reading_without_time_offset_is_refused() -> None:
         fold_reading(ConsumptionState(), {"time": "2026-01-01T00:00:00", "import_wh_by_period": {"A": 1}}, CFG)
     with pytest.raises(ValueError):
         fold_reading(ConsumptionState(), {"import_wh_by_period": {"A": 1}}, CFG)
+
+
+def test_hour_query_from_an_hour_boundary_excludes_the_hour_ending_there() -> None:
+    """``from`` on an hour boundary: the hour that ends at ``from`` does not overlap [from, to)."""
+    s = Store()
+    t = paris(2026, 5, 1, 0, 0)
+    s.feed(reading(t, {"A": 0}))
+    for i in range(1, 24 * 3 + 12):  # up to the 4th at 11:00; the 1st..3rd are closed days (records)
+        s.feed(reading(t + timedelta(hours=i), {"A": i * (i + 1) // 2}))  # hour h holds h + 1 Wh
+    closed = s.query("hour", paris(2026, 5, 2, 22, 0), paris(2026, 5, 3, 1, 0))  # across a closed midnight
+    assert [h["start"] for h in closed] == ["2026-05-02T22:00:00+02:00", "2026-05-02T23:00:00+02:00",
+                                           "2026-05-03T00:00:00+02:00"]  # fmt: skip
+    assert [h["import_wh"] for h in closed] == [24 + 22 + 1, 24 + 23 + 1, 48 + 1]
+    at_midnight = s.query("hour", paris(2026, 5, 4, 0, 0), paris(2026, 5, 4, 2, 0))  # the open day
+    assert [h["start"] for h in at_midnight] == ["2026-05-04T00:00:00+02:00", "2026-05-04T01:00:00+02:00"]
+    open_hours = s.query("hour", paris(2026, 5, 4, 5, 0), paris(2026, 5, 4, 7, 0))
+    assert [h["start"] for h in open_hours] == ["2026-05-04T05:00:00+02:00", "2026-05-04T06:00:00+02:00"]
+
+
+@pytest.mark.parametrize("opens", ["hour", "day"])
+def test_a_zero_wh_reading_that_opens_a_new_bucket_is_a_change(opens: str) -> None:
+    """The conso payload must move to the new hour/day even when the reading adds nothing."""
+    s = Store()
+    first = paris(2026, 5, 1, 23, 10) if opens == "day" else paris(2026, 5, 1, 10, 10)
+    s.feed(reading(first, {"A": 1000}))
+    s.feed(reading(first + timedelta(minutes=20), {"A": 1100}))
+    same_bucket = s.feed(reading(first + timedelta(minutes=40), {"A": 1100}))  # 0 Wh, still the same hour
+    assert same_bucket.applied and not same_bucket.changed
+    before = render_conso_payload(s.state, pdl="P1")
+    fold = s.feed(reading(first + timedelta(minutes=60), {"A": 1100}))  # 0 Wh, into the next hour (and day)
+    assert fold.applied and fold.changed
+    after = render_conso_payload(fold.state, pdl="P1")
+    assert after["hour"]["start"] != before["hour"]["start"] and after["hour"]["import_wh"] == 0
+    if opens == "day":
+        assert (before["day"]["start"], after["day"]["start"]) == ("2026-05-01T00:00:00+02:00",
+                                                                   "2026-05-02T00:00:00+02:00")  # fmt: skip
+        assert after["day"]["import_wh"] == 0
+    else:
+        assert after["day"] == before["day"]
