@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from stream import clock
 from teleinfo.simulator import spawn_simulator
 from tests.conftest import free_port
 from tests.integration.edge_support import (
@@ -83,7 +84,7 @@ def test_unplug_and_replug_is_recovered_without_help(tmp_path: Path, kafka_boots
         wait_for(lambda: metric(port, "linky_edge_device_up") == 0, 10, "device seen as gone")
         time.sleep(2.5)  # a few failed re-opens with back-off
         assert metric(port, "linky_edge_device_errors_total", reason="absent") >= 1
-        before, unplugged_at = frames(), time.time()
+        before, unplugged_at = frames(), clock.time()  # received_at is stamped on the product's clock
         assert reader.poll() is None
         sim.send_signal(signal.SIGUSR2)  # and back in
         wait_for(lambda: frames() >= before + 5, 40, "frames after the replug")
