@@ -81,7 +81,8 @@ START, SPLIT_A, SPLIT_B, SPLIT_C, END = (paris(Y, 3, 8), paris(Y, 3, 18), paris(
                                          paris(Y, 4, 8), paris(Y, 4, 12))  # fmt: skip
 MARCH_DST = last_sunday(Y, 3)
 P = TODAY.year if TODAY.month >= 11 else TODAY.year - 1  # the last October that has ended
-PAST_START, PAST_END = paris(P, 10, 24), paris(P, 10, 31, 23)
+# Up to 00:00 on November 1st: the last reading closes October 31st, which may be the 25-hour day.
+PAST_START, PAST_END = paris(P, 10, 24), paris(P, 11, 1)
 OCTOBER_DST = last_sunday(P, 10)
 _PREV_END = datetime.combine(TODAY.replace(day=1), datetime.min.time(), PARIS)  # 00:00 on the 1st
 PREV_START, PREV_END = (_PREV_END - timedelta(days=3)).astimezone(timezone.utc), \
@@ -228,12 +229,15 @@ async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis
         await wait_for(lambda: caught_up([*main, "past", "prev"]), "phase A processed", worker)
 
         # Those months ended on the product's clock: the timer closes them without any reading.
-        async def month_final(name: str) -> bool:
-            b, s = await snapshot(name, "battery"), await snapshot(name, "surplus")
-            return bool(b and b["month"]["final"] and s and s["month"]["final"])
+        async def month_final(name: str, month: str) -> bool:
+            doc = await http_get(name, "battery")
+            rows = {r["month"]: r for r in doc["months"]}
+            surplus = {r["month"]: r for r in doc["surplus"]["months"]}
+            return bool(month in rows and rows[month]["final"] and month in surplus and surplus[month]["final"])
 
-        await wait_for(lambda: month_final("past"), f"the timer to close October {P}", worker)
-        await wait_for(lambda: month_final("prev"), "the timer to close the previous month", worker)
+        await wait_for(lambda: month_final("past", f"{P}-10"), f"the timer to close October {P}", worker)
+        await wait_for(lambda: month_final("prev", first_of_previous_month(TODAY).isoformat()[:7]),
+                       "the timer to close the previous month", worker)  # fmt: skip
         for name in ("past", "prev"):
             silent = await wait_for(lambda: open_kinds(redis, pdl[name]), "meter_silent from the timer", worker)
             assert "meter_silent" in silent, name
@@ -259,7 +263,8 @@ async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis
         await wait_for(started_b, "phase B to start", worker)
         worker.kill()
         await stream.send([r for name in main for r in stream.run(meters[name], mid, SPLIT_B, first=False)])
-        await stream.send([meters["past"].reading(PAST_END + HOUR)])  # the silent meter speaks again
+        # the silent meter speaks again (one more hour, in the ground truth like every other)
+        await stream.send(stream.run(meters["past"], PAST_END, PAST_END + HOUR, first=False))
         worker.start()
         await wait_for(lambda: caught_up(main), "phase B processed after the restart", worker, timeout=120)
 
