@@ -12,8 +12,16 @@ from __future__ import annotations
 import json
 import logging
 
+from agents.contracts import contract_for
 from stream import metrics
-from stream.state import conso_channel, consumption_config, load_consumption, publisher, store_consumption
+from stream.state import (
+    conso_channel,
+    consumption_config,
+    history_loader,
+    load_consumption,
+    publisher,
+    store_consumption,
+)
 from tables.consumption import ConsumptionState, fold_reading, render_conso_payload
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,9 @@ def handle(key: bytes | None, value: bytes) -> None:
     store_consumption(pdl, fold)
     (BASELINE if before.cursor.time is None else APPLIED).inc()
     if fold.changed or fold.events:
-        payload = render_conso_payload(fold.state, pdl=pdl, config=consumption_config, events=fold.events)
+        contract = contract_for(pdl)
+        versions = contract.versions if contract is not None else ()
+        payload = render_conso_payload(fold.state, pdl=pdl, config=consumption_config, events=fold.events,
+                                       versions=versions, load=history_loader(pdl))  # fmt: skip
         event_time = fold.state.cursor.time.timestamp() if fold.state.cursor.time else None
         publisher.publish(conso_channel(pdl), payload, event_time=event_time)

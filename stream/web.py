@@ -25,6 +25,7 @@ from faust.exceptions import SameNode
 from faust.types import CollectionT
 from faust.web import Request, Response, View
 
+from agents.contracts import contract_for
 from stream.app import app
 from stream.state import consumption_config, consumption_table, history_loader, live_table, load_consumption
 from tables.calendar import local_midnight
@@ -85,7 +86,9 @@ class ConsumptionView(View):
         state = load_consumption(pdl)
         if state is None:
             return self.json({"error": f"unknown PDL {pdl}", "pdl": pdl}, status=404)
-        buckets = query_buckets(state, granularity, start, end, history_loader(pdl), consumption_config)
+        contract = contract_for(pdl)
+        versions = contract.versions if contract is not None else ()
+        buckets = query_buckets(state, granularity, start, end, history_loader(pdl), consumption_config, versions)
         return self.json({"pdl": pdl, "granularity": granularity, "buckets": buckets})
 
 
