@@ -29,7 +29,7 @@ from agents.contracts import contract_for
 from stream.app import app
 from stream.state import consumption_config, consumption_table, history_loader, live_table, load_consumption
 from tables.calendar import local_midnight
-from tables.consumption import GRANULARITIES, query_buckets
+from tables.consumption import GRANULARITIES, index_csv, query_buckets, query_index
 
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,35 @@ class ConsumptionView(View):
         versions = contract.versions if contract is not None else ()
         buckets = query_buckets(state, granularity, start, end, history_loader(pdl), consumption_config, versions)
         return self.json({"pdl": pdl, "granularity": granularity, "buckets": buckets})
+
+
+@app.page("/pdl/{pdl}/index")
+class IndexView(View):
+    """Index statements ("relevés"): ``?granularity=day|month&from=&to=&format=json|csv``."""
+
+    @routed(consumption_table)
+    async def get(self, request: Request, pdl: str) -> Response:
+        query = request.query
+        granularity = query.get("granularity", "day")
+        fmt = query.get("format", "json")
+        try:
+            if granularity not in ("day", "month"):
+                raise BadParameter(f"granularity must be one of day|month, got {granularity!r}")
+            if fmt not in ("json", "csv"):
+                raise BadParameter(f"format must be json or csv, got {fmt!r}")
+            start = parse_bound(query.get("from"), consumption_config.tz, "from")
+            end = parse_bound(query.get("to"), consumption_config.tz, "to")
+        except BadParameter as exc:
+            return self.json({"error": str(exc), "pdl": pdl}, status=400)
+        state = load_consumption(pdl)
+        if state is None:
+            return self.json({"error": f"unknown PDL {pdl}", "pdl": pdl}, status=404)
+        contract = contract_for(pdl)
+        versions = contract.versions if contract is not None else ()
+        rows = query_index(state, granularity, start, end, history_loader(pdl), consumption_config, versions)
+        if fmt == "csv":
+            return self.bytes(index_csv(rows).encode(), content_type="text/csv; charset=utf-8")
+        return self.json({"pdl": pdl, "granularity": granularity, "statements": rows})
 
 
 def parse_bound(raw: str | None, tz: ZoneInfo, name: str) -> datetime | None:

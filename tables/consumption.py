@@ -65,6 +65,7 @@ __all__ = [
     "SCHEMA_VERSION", "GRANULARITIES", "Totals", "Retention", "ConsumptionConfig", "ConsumptionState",
     "Fold", "fold_reading", "fold", "render_conso_payload", "render_bucket", "query_buckets",
     "reading_time", "state_to_bytes", "state_from_bytes", "record_to_bytes", "record_from_bytes",
+    "query_index", "index_csv", "Pricing",
 ]  # fmt: skip
 
 
@@ -515,7 +516,9 @@ class _Work:
         assert self.day is not None
         old = self.day
         last = self.last_reading  # the reading before this fold's: the last one of any bucket it closes
-        last_day = None if last.time is None else local_date(last.time, self.tz)
+        # a reading at instant t ends the interval before t: it belongs to the day (month) of
+        # t - 1 us (a reading at 00:00 is the last one of the day before, its index that day's end)
+        last_day = None if last.time is None else local_date(last.time - timedelta(microseconds=1), self.tz)
         # the raw last reading seen in the closing day (and month), if any: for index statements
         day_extra = {"lr": cursor_to_dict(last)} if last_day == old else {}
         self.writes[(HOURS, old.isoformat())] = {"v": SCHEMA_VERSION, "h": _hours_to(self.hours)}
@@ -578,3 +581,119 @@ def _hours_from(record: Mapping[str, Any]) -> list[tuple[datetime, Totals]]:
         (datetime.fromtimestamp(epoch, UTC), Totals({str(k): int(v) for k, v in imports.items()}, int(export)))
         for epoch, imports, export in record["h"]
     ]
+
+
+# =========================================================================== index statements
+
+
+def query_index(
+    state: ConsumptionState,
+    granularity: str,
+    start: datetime | None,
+    end: datetime | None,
+    load: Loader,
+    config: ConsumptionConfig = ConsumptionConfig(),
+    versions: tuple[ContractVersion, ...] = (),
+) -> list[dict[str, Any]]:
+    """Index statements ("relevés"): per day or month bucket overlapping ``[start, end)``, each
+    register's index at the bucket's start and end (and the injection index EAIT), and the raw
+    last reading seen in the bucket.
+
+    The indexes are the energy buckets' running sums anchored on the latest reading: the open
+    bucket ends at the current index, and each earlier bucket ends where the next one starts,
+    ``start = end - Wh`` (modulo the 9-digit rollover). So ``end - start`` is the bucket's Wh to
+    the Wh (gaps split in proportion to time included) and one bucket's end is the next one's
+    start. After a re-baseline (index backwards, meter changed) earlier statements are expressed
+    on the current counter (docs/cost.md "Index statements").
+    """
+    if granularity not in ("day", "month"):
+        raise ValueError(f"granularity must be day or month, got {granularity!r}")
+    if state.day is None or state.first_day is None or state.cursor.time is None:
+        return []
+    tz, keep = config.tz, config.retention
+    chain: list[tuple[datetime, datetime, Totals | None, Mapping[str, Any] | None]] = []
+    if granularity == "day":
+        for day in _days(max(state.first_day, _minus(state.day, keep.days_days)), state.day):
+            if day == state.day:
+                chain.append((*day_bounds(day, tz), state.day_totals, None))
+            else:
+                record = load(DAY, day.isoformat())
+                chain.append((*day_bounds(day, tz), None if record is None else _totals_from(record), record))
+    else:
+        month = max(state.first_day.replace(day=1), _minus(state.day, keep.months_days).replace(day=1))
+        while month <= state.day:
+            if month_key(month) == month_key(state.day):
+                chain.append((*month_bounds(month, tz), state.month_totals, None))
+            else:
+                record = load(MONTH, month_key(month))
+                chain.append((*month_bounds(month, tz), None if record is None else _totals_from(record), record))
+            month = next_month(month)
+    cursor = state.cursor
+    current: dict[str, int] = dict(cursor.imports)
+    if cursor.export is not None:
+        current[EXPORT] = cursor.export
+    lo = to_utc(start) if start is not None else None
+    hi = to_utc(end) if end is not None else None
+    option = None if (t := tariff_on(versions, state.day)[1]) is None else t.option
+    names = period_names([r for r in current if r != EXPORT], option, state.labels)
+    out: list[dict[str, Any]] = []
+    ends = current
+    for b_start, b_end, totals, record in reversed(chain):
+        if totals is None:  # a record is missing (retention): the chain stops here
+            break
+        wh = {r: (totals.export_wh if r == EXPORT else totals.imports.get(r, 0)) for r in ends}
+        starts = {r: (ends[r] - wh[r]) % ROLLOVER for r in ends}
+        if (hi is None or b_start < hi) and (lo is None or b_end > lo):
+            last = _last_reading(cursor, b_start, b_end) if record is None else record.get("lr")
+            out.append({
+                "start": iso_local(b_start, tz),
+                "end": iso_local(b_end, tz),
+                "indexes": {
+                    r: {"label": "INJECTION" if r == EXPORT else names[r].label, "start_wh": starts[r],
+                        "end_wh": ends[r], "wh": wh[r]}
+                    for r in sorted(ends)
+                },
+                "last_reading": None if last is None else _render_reading(last, tz),
+            })  # fmt: skip
+        ends = starts
+    out.reverse()
+    return out
+
+
+def _last_reading(cursor: Cursor, start: datetime, end: datetime) -> dict[str, Any] | None:
+    if cursor.time is None or not start < cursor.time <= end:
+        return None
+    return cursor_to_dict(cursor)
+
+
+def _render_reading(data: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    reading = cursor_from_dict(data)
+    return {
+        "time": iso_local(reading.time, tz) if reading.time else None,
+        "meter": reading.meter,
+        "import_wh_by_period": dict(sorted(reading.imports.items())),
+        "export_wh": reading.export,
+    }
+
+
+def index_csv(rows: list[dict[str, Any]]) -> str:
+    """The statements as CSV (header row; one line per bucket and register)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["start", "end", "register", "label", "start_wh", "end_wh", "wh", "last_reading_time",
+                     "last_reading_wh"])  # fmt: skip
+    for row in rows:
+        last = row["last_reading"]
+        for register, idx in row["indexes"].items():
+            if last is None:
+                seen: Any = ""
+            elif register == EXPORT:
+                seen = "" if last["export_wh"] is None else last["export_wh"]
+            else:
+                seen = last["import_wh_by_period"].get(register, "")
+            writer.writerow([row["start"], row["end"], register, idx["label"], idx["start_wh"], idx["end_wh"],
+                             idx["wh"], "" if last is None else last["time"], seen])  # fmt: skip
+    return buf.getvalue()

@@ -196,3 +196,55 @@ def test_month_cost_is_null_when_a_day_needed_for_the_split_is_gone() -> None:
     store.records.pop(("D", "2027-01-05"))
     (jan,) = store.query_with("month", versions)
     assert jan["cost"] is None and jan["import_wh"] > 0
+
+
+# --------------------------------------------------------------------------- index statements
+
+from tables.consumption import index_csv, query_index  # noqa: E402
+
+
+def test_index_statements_chain_to_the_wh_and_start_at_the_first_reading() -> None:
+    store = Store()
+    feed_month(store, date(2027, 1, 20), 16, seed=5)  # into February, with a 7-hour gap
+    for granularity in ("day", "month"):
+        rows = query_index(store.state, granularity, None, None, store.load)
+        buckets = store.query(granularity)
+        assert [r["start"] for r in rows] == [b["start"] for b in buckets]
+        for row, bucket in zip(rows, buckets):
+            for register, idx in row["indexes"].items():
+                assert idx["end_wh"] - idx["start_wh"] == bucket["by_period"].get(register, 0) == idx["wh"]
+        for a, b in zip(rows, rows[1:]):
+            assert {r: i["end_wh"] for r, i in a["indexes"].items()} == {r: i["start_wh"] for r, i in b["indexes"].items()}
+        assert rows[0]["indexes"]["EASF01"]["start_wh"] == 1_000_000  # the first reading's index
+        assert rows[0]["indexes"]["EASF02"]["start_wh"] == 2_000_000
+        assert rows[-1]["indexes"]["EASF02"]["end_wh"] == store.state.cursor.imports["EASF02"]
+        assert rows[0]["indexes"]["EASF01"]["label"] == "HEURE CREUSE"
+    days = query_index(store.state, "day", paris(2027, 1, 25), paris(2027, 1, 27), store.load)
+    assert [d["start"][:10] for d in days] == ["2027-01-25", "2027-01-26"]
+    last = days[0]["last_reading"]
+    assert last["time"] == "2027-01-26T00:00:00+01:00"  # every 30 min: the one at midnight ends the day
+    assert days[0]["indexes"]["EASF01"]["start_wh"] <= last["import_wh_by_period"]["EASF01"] <= days[0]["indexes"]["EASF01"]["end_wh"]
+    text = index_csv(days)
+    lines = text.splitlines()
+    assert lines[0] == "start,end,register,label,start_wh,end_wh,wh,last_reading_time,last_reading_wh"
+    assert len(lines) == 1 + 2 * 2
+    first = lines[1].split(",")
+    assert first[2] == "EASF01" and int(first[5]) - int(first[4]) == int(first[6])
+
+
+def test_index_statements_with_injection_and_a_rollover() -> None:
+    store = Store()
+    t0 = paris(2027, 3, 1, 12)
+    store.feed({"pdl": "P1", "meter": "M1", "time": t0.isoformat(), "import_wh_by_period": {"EASF01": 999_999_500},
+                "export_wh": 10})  # fmt: skip
+    store.feed({"pdl": "P1", "meter": "M1", "time": (t0 + timedelta(days=1)).isoformat(),
+                "import_wh_by_period": {"EASF01": 300}, "export_wh": 70})  # fmt: skip
+    rows = query_index(store.state, "day", None, None, store.load)
+    # 800 Wh over 24 h split at midnight in proportion to time: 12 h on the 1st, 12 h on the 2nd
+    assert [r["indexes"]["EASF01"]["wh"] for r in rows] == [400, 400]
+    assert rows[1]["indexes"]["EASF01"]["start_wh"] == 999_999_900  # = the 1st's end
+    assert rows[0]["indexes"]["EASF01"]["start_wh"] == 999_999_500
+    assert rows[-1]["indexes"]["EASF01"]["end_wh"] == 300
+    assert sum(r["indexes"]["EASF01"]["wh"] for r in rows) == 800
+    assert rows[0]["indexes"]["EAIT"]["start_wh"] == 10 and rows[-1]["indexes"]["EAIT"]["end_wh"] == 70
+    assert rows[0]["indexes"]["EAIT"]["label"] == "INJECTION"
