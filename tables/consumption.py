@@ -51,7 +51,7 @@ from tables.calendar import (
     split_by_hour,
     to_utc,
 )
-from tables.cost import EnergyPart, StandingPart, bucket_cost, hours_in_day, normalize_label, period_names, render_cost
+from tables.cost import BucketCost, EnergyPart, StandingPart, bucket_cost, hours_in_day, normalize_label, period_names, render_cost
 from tables.cost import tariff_on
 from tables.contracts import ContractVersion, TariffOption
 from tables.deltas import EXPORT, ROLLOVER, TOTAL, Cursor, IndexEvent, advance, cursor_from_dict, cursor_to_dict
@@ -280,10 +280,24 @@ def month_cost(
     last_day: date,
     day_totals: Callable[[date], "Totals | None"],
 ) -> dict[str, Any] | None:
-    """A month bucket's cost: standing charge for its days up to ``last_day`` (the PDL's open
-    day, or the month's end), energy priced day by day when the versions change within the month
-    (from the day buckets: ``day_totals(day)``), else from the month's totals. None also when a
-    day needed for the split is no longer kept (beyond the day retention)."""
+    """A month bucket's rendered cost (``month_bucket_cost``)."""
+    return render_cost(month_bucket_cost(month_first, totals, pricing, first_day=first_day, last_day=last_day,
+                                         day_totals=day_totals))  # fmt: skip
+
+
+def month_bucket_cost(
+    month_first: date,
+    totals: Totals,
+    pricing: Pricing,
+    *,
+    first_day: date,
+    last_day: date,
+    day_totals: Callable[[date], "Totals | None"],
+) -> BucketCost | None:
+    """A month bucket's exact cost: standing charge for its days up to ``last_day`` (the PDL's
+    open day, or the month's end), energy priced day by day when the versions change within the
+    month (from the day buckets: ``day_totals(day)``), else from the month's totals. None also
+    when a day needed for the split is no longer kept (beyond the day retention)."""
     if not pricing.versions:
         return None
     end = min(last_day, next_month(month_first) - timedelta(days=1))
@@ -302,7 +316,7 @@ def month_cost(
             if t is None:
                 return None
             energy.append(EnergyPart(d, t.imports))
-    return render_cost(bucket_cost(energy, [StandingPart(d) for d in days], pricing.versions, pricing.labels))
+    return bucket_cost(energy, [StandingPart(d) for d in days], pricing.versions, pricing.labels)
 
 
 def _fraction(a: int, b: int) -> Any:
@@ -697,3 +711,18 @@ def index_csv(rows: list[dict[str, Any]]) -> str:
             writer.writerow([row["start"], row["end"], register, idx["label"], idx["start_wh"], idx["end_wh"],
                              idx["wh"], "" if last is None else last["time"], seen])  # fmt: skip
     return buf.getvalue()
+
+
+def month_totals_of(state: ConsumptionState, month_first: date, load: Loader) -> Totals | None:
+    """A month's totals: the open month from the state, a closed one from its record."""
+    if state.day is None:
+        return None
+    if month_key(month_first) == month_key(state.day):
+        return state.month_totals
+    record = load(MONTH, month_key(month_first))
+    return None if record is None else _totals_from(record)
+
+
+def day_totals_loader(state: ConsumptionState, load: Loader) -> Callable[[date], "Totals | None"]:
+    """Day totals by date (the open day from the state, closed ones from their records)."""
+    return _day_loader(state, load)
