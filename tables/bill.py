@@ -241,3 +241,27 @@ def bill_document(
         current = next_month(current)
     doc["installments"] = installment_position(month.year, history)
     return doc
+
+
+def bill_projection(
+    *, consumption: Any, load: Any, ledger: Any | None, versions: Sequence[Any], deduct_cagnotte: bool = True
+) -> Any:
+    """The open month's ``tables.alerts.BillProjection`` (None without data, or without an
+    installment in force on the PDL's open day: nothing to compare with)."""
+    from tables.alerts import BillProjection
+    from tables.calendar import month_bounds
+
+    if consumption is None or consumption.day is None or consumption.cursor.time is None:
+        return None
+    installment = installment_on(versions, consumption.day)
+    if installment is None:
+        return None
+    month = consumption.day.replace(day=1)
+    money = month_money(month, consumption=consumption, load=load, ledger=ledger, versions=versions,
+                        deduct_cagnotte=deduct_cagnotte)  # fmt: skip
+    projected = projected_total(money)
+    if projected is None:
+        return None
+    start = month_bounds(month)[0]
+    elapsed = max(0.0, (consumption.cursor.time - start).total_seconds() / 3600)
+    return BillProjection(money.month, projected, installment, elapsed)

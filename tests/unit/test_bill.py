@@ -85,3 +85,40 @@ def test_no_tariff_no_energy_lines_and_no_installments() -> None:
     plain = (version_from_dict({"effective_from": "2027-01-01", "offer": "none"}),)
     doc = bill_document("P1", date(2027, 1, 1), consumption=store.state, load=store.load, ledger=None, versions=plain)
     assert doc["lines"] == [] and doc["total_eur"] == "0.00" and doc["installments"] is None and doc["tariff"] is None
+
+
+# --------------------------------------------------------------------------- bill_over_installment
+
+from datetime import datetime, timedelta  # noqa: E402
+
+from tables.alerts import AlertSettings, AlertState, BillProjection, fold_reading  # noqa: E402
+from tables.calendar import PARIS  # noqa: E402
+
+
+def test_bill_over_installment_opens_once_per_episode_and_clears() -> None:
+    settings = AlertSettings(bill_over_installment_share=0.10, bill_min_elapsed_hours=72, peak_alerts=False)
+    state = AlertState()
+    t = datetime(2027, 1, 1, 0, 30, tzinfo=PARIS)
+    events: list = []
+
+    def feed(hours: float, projected: str, installment: str | None = "60", month: str = "2027-01") -> list:
+        nonlocal state, t
+        t = t + timedelta(minutes=30)
+        reading = {"pdl": "P1", "mode": "standard", "time": t.isoformat()}
+        bill = BillProjection(month, Decimal(projected), None if installment is None else Decimal(installment), hours)
+        state, got = fold_reading(state, reading, settings, bill=bill)
+        events.extend(got)
+        return [(e.kind, e.action) for e in got]
+
+    assert feed(10, "500") == []  # too early in the month to project
+    assert feed(80, "66.00") == []  # exactly installment x 1.10: not above
+    assert feed(80, "66.01") == [("bill_over_installment", "open")]
+    assert feed(90, "70") == [] and feed(100, "61") == []  # still open: no second event
+    assert state.open["bill_over_installment"].details == {"month": "2027-01", "projected_eur": "66.01",
+                                                           "installment_eur": "60", "over_eur": "6.01"}  # fmt: skip
+    assert feed(110, "60") == [("bill_over_installment", "clear")]
+    assert feed(120, "80") == [("bill_over_installment", "open")]  # a new episode
+    assert feed(10, "90", month="2027-02") == [("bill_over_installment", "clear")]  # the month changed
+    assert feed(80, "90", month="2027-02") == [("bill_over_installment", "open")]
+    assert feed(81, "90", installment=None, month="2027-02") == [("bill_over_installment", "clear")]
+    assert [e.action for e in events] == ["open", "clear", "open", "clear", "open", "clear"]
