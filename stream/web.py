@@ -118,7 +118,7 @@ class IndexView(View):
         versions = contract.versions if contract is not None else ()
         rows = query_index(state, granularity, start, end, history_loader(pdl), consumption_config, versions)
         if fmt == "csv":
-            return self.bytes(index_csv(rows).encode(), content_type="text/csv; charset=utf-8")
+            return self.bytes(index_csv(rows).encode(), content_type="text/csv")
         return self.json({"pdl": pdl, "granularity": granularity, "statements": rows})
 
 
