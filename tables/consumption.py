@@ -33,6 +33,7 @@ the month ends less than ``months_days`` days ago. Pruning happens when the PDL'
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
@@ -262,7 +263,7 @@ def render_bucket(
 def hour_cost(hour: datetime, totals: Totals, pricing: Pricing, tz: ZoneInfo = PARIS) -> dict[str, Any] | None:
     day = local_date(hour, tz)
     parts = [EnergyPart(day, totals.imports)]
-    return render_cost(bucket_cost(parts, [StandingPart(day, _fraction(1, hours_in_day(day)))], pricing.versions,
+    return render_cost(bucket_cost(parts, [StandingPart(day, Fraction(1, hours_in_day(day)))], pricing.versions,
                                    pricing.labels))  # fmt: skip
 
 
@@ -319,10 +320,6 @@ def month_bucket_cost(
     return bucket_cost(energy, [StandingPart(d) for d in days], pricing.versions, pricing.labels)
 
 
-def _fraction(a: int, b: int) -> Any:
-    from fractions import Fraction
-
-    return Fraction(a, b)
 
 
 def render_conso_payload(

@@ -248,3 +248,18 @@ def test_index_statements_with_injection_and_a_rollover() -> None:
     assert sum(r["indexes"]["EASF01"]["wh"] for r in rows) == 800
     assert rows[0]["indexes"]["EAIT"]["start_wh"] == 10 and rows[-1]["indexes"]["EAIT"]["end_wh"] == 70
     assert rows[0]["indexes"]["EAIT"]["label"] == "INJECTION"
+
+
+def test_half_cents_round_to_even_once_per_bucket() -> None:
+    day = date(2027, 1, 9)
+    v = [version_from_dict({"effective_from": "2027-01-01", "tariff": {"option": "base",
+                            "prices_eur_per_kwh": {"BASE": "0.1"}}})]  # fmt: skip
+    # 50 Wh x 0.1 = 0.005 -> 0.00 (even); 150 Wh -> 0.015 -> 0.02; 250 Wh -> 0.025 -> 0.02
+    got = [render_cost(bucket_cost([EnergyPart(day, {"EASF01": wh})], [], v))["energy_eur"]  # type: ignore[index]
+           for wh in (50, 150, 250)]  # fmt: skip
+    assert got == ["0.00", "0.02", "0.02"]
+    # rounded once per bucket: two registers at 0.005 each make 0.01, not 0.00 + 0.00
+    two = render_cost(bucket_cost([EnergyPart(day, {"EASF01": 50, "TOTAL": 50})], [], [
+        version_from_dict({"effective_from": "2027-01-01", "tariff": {"option": "base",
+                           "prices_eur_per_kwh": {"BASE": "0.1"}}})]))  # fmt: skip
+    assert two is not None and two["energy_eur"] == "0.01" and two["by_period"] == {"EASF01": "0.00", "TOTAL": "0.00"}
