@@ -321,6 +321,22 @@ async def test_costs_index_statements_bill_and_alert_on_the_real_stack(kafka_boo
         assert opened["details"]["month"] == f"{Y}-01" and opened["details"]["installment_eur"] == "20"
         assert datetime.fromisoformat(opened["at"]) >= paris(Y, 1, 4)
         assert datetime.fromisoformat(cleared["at"]).astimezone(PARIS).date() == date(Y, 2, 1)
+
+        # ---- a price change for the open day reaches the conso snapshot without a new reading
+        before = loads(await redis.get(f"linky:{pdl['tempo']}:conso"))
+        assert before is not None and before["day"]["start"].startswith(f"{Y}-02-02")
+        cli("set", pdl["tempo"], "--from", f"{Y}-02-02", "--tariff", "tempo",
+            *[a for k in TEMPO_CODES for a in ("--price", f"{k}=1.0000")], "--standing-charge", "31")
+
+        async def repriced() -> Any:
+            conso = loads(await redis.get(f"linky:{pdl['tempo']}:conso"))
+            return conso if conso and conso["day"]["cost"]["tariff_from"] == f"{Y}-02-02" else None
+
+        after = await wait_for(repriced, "the conso snapshot repriced by the contract change", worker)
+        day_wh = sum(tempo_truth[date(Y, 2, 2)].values())
+        assert after["time"] == before["time"] and after["day"]["import_wh"] == day_wh
+        assert after["day"]["cost"]["energy_eur"] == str(r2(Decimal(day_wh) / 1000))
+        assert after["day"]["cost"]["standing_eur"] == "1.11"  # 31 / 28
     finally:
         collector.cancel()
         await producer.stop()
