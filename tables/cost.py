@@ -101,9 +101,21 @@ def period_names(
     return {r: period_name(r, option, labels.get(r)) for r in sorted(registers)}
 
 
+_IN_FORCE: dict[tuple[int, date], tuple[Sequence[ContractVersion], ContractVersion | None]] = {}
+
+
 def tariff_on(versions: Sequence[ContractVersion], day: date) -> tuple[ContractVersion | None, Tariff | None]:
-    """The version in force on ``day`` (Europe/Paris) and its tariff (None without one)."""
-    version = effective_at(versions, local_midnight(day))
+    """The version in force on ``day`` (Europe/Paris) and its tariff (None without one).
+    Memoized per versions object (every payload asks for each day of the month)."""
+    key = (id(versions), day)
+    cached = _IN_FORCE.get(key)
+    if cached is not None and cached[0] is versions:
+        version = cached[1]
+    else:
+        version = effective_at(versions, local_midnight(day))
+        if len(_IN_FORCE) >= 20_000:
+            _IN_FORCE.clear()
+        _IN_FORCE[key] = (versions, version)  # holding ``versions`` keeps its id unique
     return version, (None if version is None else version.tariff)
 
 
@@ -183,13 +195,24 @@ def bucket_cost(
             amount = Fraction(wh) * Fraction(price) / 1000
             by_period[register] = by_period.get(register, Fraction(0)) + amount
             total_energy += amount
-    total_standing = Fraction(0)
+    # shares of the same monthly charge (same version, same month) are summed first: exact, and
+    # one multiplication per month instead of one per day
+    grouped: dict[tuple[int, int, int], tuple[Tariff, date, int, Fraction]] = {}
     for share in standing:
         version, tariff = tariff_on(versions, share.day)
         if tariff is None or version is None:
             continue
         dates.add(version.effective_from)
-        total_standing += day_standing_share(tariff.standing_charge_eur_per_month, share.day) * share.share
+        key = (id(version), share.day.year, share.day.month)
+        _, _, whole, part = grouped.get(key, (tariff, share.day, 0, Fraction(0)))
+        if share.share == 1:
+            whole += 1
+        else:
+            part += share.share
+        grouped[key] = (tariff, share.day, whole, part)
+    total_standing = Fraction(0)
+    for tariff, day, whole, part in grouped.values():
+        total_standing += day_standing_share(tariff.standing_charge_eur_per_month, day) * (whole + part)
     if not dates:
         return None
     return BucketCost(total_energy, total_standing, by_period, unpriced, tuple(sorted(dates)))
