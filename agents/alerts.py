@@ -31,6 +31,8 @@ alert_settings = AlertSettings(
     backwards_clear_seconds=settings.alert_backwards_clear_seconds,
     daily_budget_wh=settings.alert_daily_budget_wh or None,
     peak_alerts=settings.alert_peak_periods,
+    bill_over_installment_share=settings.alert_bill_over_installment_share,
+    bill_min_elapsed_hours=settings.alert_bill_min_elapsed_hours,
 )
 
 ALERT_EVENTS = Counter("linky_alert_events_total", "Alert episodes opened or cleared", ["kind", "action"])

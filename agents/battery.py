@@ -33,6 +33,9 @@ from stream.app import app, pdl_table, settings
 from stream.battery_publish import add_snapshot_source, publish
 from stream.decode_cache import DecodeCache
 from stream.redis_publisher import Snapshot, encode
+from stream.state import history_loader, load_consumption
+from tables.alerts import BillProjection
+from tables.bill import bill_projection
 from tables.contracts import Contract
 from tables.ledger import (
     as_stored,
@@ -138,8 +141,9 @@ def handle(key: bytes | None, value: bytes, partition: int) -> None:
     READINGS.labels(fold.status).inc()
     _report_refolds(pdl, fold)
     try:
+        bill = _bill_projection(pdl, fold.state, contract)
         after, alert_events = fold_alerts(
-            fold.state, reading, contract, alerts.alert_settings, now=clock.now()
+            fold.state, reading, contract, alerts.alert_settings, now=clock.now(), bill=bill
         )
     except (ValueError, TypeError) as exc:
         log.warning("alerts: reading of %s ignored: %s", pdl, exc)
@@ -152,6 +156,21 @@ def handle(key: bytes | None, value: bytes, partition: int) -> None:
         event_time = last_end.timestamp() if last_end is not None else None
         _publish(before, fold._replace(state=after), contract, event_time=event_time)
     alerts.publish_events(after.alerts, alert_events)
+
+
+def _bill_projection(pdl: str, state: LedgerState, contract: Contract | None) -> BillProjection | None:
+    """The open month's projected bill for ``bill_over_installment``. Reads the consumption
+    table (same partition; the consumption handler folded this reading just before) without
+    writing it; None when no installment is in force."""
+    if contract is None or not any(v.tariff is not None and v.tariff.installment_eur_per_month is not None
+                                   for v in contract.versions):  # fmt: skip
+        return None
+    try:
+        return bill_projection(consumption=load_consumption(pdl), load=history_loader(pdl), ledger=state,
+                               versions=contract.versions, deduct_cagnotte=settings.bill_deduct_cagnotte)  # fmt: skip
+    except Exception:  # a bug here must not stop the battery and the other alerts
+        log.exception("bill projection of %s failed", pdl)
+        return None
 
 
 @app.agent(ticks_topic)

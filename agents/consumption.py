@@ -12,9 +12,18 @@ from __future__ import annotations
 import json
 import logging
 
+from agents.contracts import contract_for, on_contract_change
 from stream import metrics
-from stream.state import conso_channel, consumption_config, load_consumption, publisher, store_consumption
+from stream.state import (
+    conso_channel,
+    consumption_config,
+    history_loader,
+    load_consumption,
+    publisher,
+    store_consumption,
+)
 from tables.consumption import ConsumptionState, fold_reading, render_conso_payload
+from tables.contracts import Contract
 
 log = logging.getLogger(__name__)
 AGENT = "consumption"
@@ -45,6 +54,22 @@ def handle(key: bytes | None, value: bytes) -> None:
     store_consumption(pdl, fold)
     (BASELINE if before.cursor.time is None else APPLIED).inc()
     if fold.changed or fold.events:
-        payload = render_conso_payload(fold.state, pdl=pdl, config=consumption_config, events=fold.events)
+        contract = contract_for(pdl)
+        versions = contract.versions if contract is not None else ()
+        payload = render_conso_payload(fold.state, pdl=pdl, config=consumption_config, events=fold.events,
+                                       versions=versions, load=history_loader(pdl))  # fmt: skip
         event_time = fold.state.cursor.time.timestamp() if fold.state.cursor.time else None
         publisher.publish(conso_channel(pdl), payload, event_time=event_time)
+
+
+@on_contract_change
+async def _contract_changed(pdl: str, contract: Contract | None, partition: int) -> None:
+    """A new contract document (a tariff set or changed today): republish the conso payload so
+    its ``cost`` and ``periods`` show the new terms without waiting for the next reading."""
+    state = load_consumption(pdl)
+    if state is None or state.day is None:
+        return
+    versions = contract.versions if contract is not None else ()
+    payload = render_conso_payload(state, pdl=pdl, config=consumption_config, versions=versions,
+                                   load=history_loader(pdl))  # fmt: skip
+    publisher.publish(conso_channel(pdl), payload)

@@ -5,6 +5,8 @@
         --subscription 6
     linky-stream contract set 12345678901234 --from 2027-01-01 --offer surplus_resale --rate 0.06
     linky-stream contract set 12345678901234 --from 2027-01-01 --offer none --daily-budget-kwh 12.5
+    linky-stream contract set 12345678901234 --from 2027-01-01 --tariff hchp --price HP=0.2700 \\
+        --price HC=0.2068 --standing-charge 15.37 --installment 95
     linky-stream contract anchor 12345678901234 --date 2026-11-01 --balance-kwh 451 --note "invoice 2026-11-14"
     linky-stream contract show 12345678901234 [--json]
 
@@ -87,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def version_from_args(args: argparse.Namespace) -> ContractVersion:
     """Build (and validate, through tables.contracts) the version described by ``set`` options."""
     if args.json is not None:
-        others = (*_BATTERY_OPTIONS, *_ALERT_OPTIONS, "rate")
+        others = (*_BATTERY_OPTIONS, *_ALERT_OPTIONS, *_TARIFF_OPTIONS, "rate")
         if args.offer is not None or any(getattr(args, n) not in (None, []) for n in others):
             raise ContractError("--json: give the whole version as JSON, without the other version options")
         raw = _load_json(args.json)
@@ -95,10 +97,11 @@ def version_from_args(args: argparse.Namespace) -> ContractVersion:
             raise ContractError("--json: expected an object")
         raw = {**raw, "effective_from": args.effective_from}
         return version_from_dict(raw, path="--json")
-    if args.offer is None:
-        raise ContractError("--offer (none, virtual_battery, surplus_resale) or --json is required")
-    data: dict[str, Any] = {"effective_from": args.effective_from, "offer": args.offer}
-    if args.offer == "virtual_battery":
+    if args.offer is None and args.tariff is None:
+        raise ContractError("--offer (none, virtual_battery, surplus_resale), --tariff or --json is required")
+    offer = args.offer or "none"  # a version with a tariff only: no battery nor resale offer
+    data: dict[str, Any] = {"effective_from": args.effective_from, "offer": offer}
+    if offer == "virtual_battery":
         options = {
             "credit_ratio": args.credit_ratio,
             "settlement": args.settlement,
@@ -115,7 +118,7 @@ def version_from_args(args: argparse.Namespace) -> ContractVersion:
         misplaced = [name for name in _BATTERY_OPTIONS if getattr(args, name) not in (None, [])]
         if misplaced:
             raise ContractError(f"--{misplaced[0].replace('_', '-')}: only for --offer virtual_battery")
-    if args.offer == "surplus_resale":
+    if offer == "surplus_resale":
         if args.rate is None:
             raise ContractError("--rate: required for --offer surplus_resale (EUR per kWh)")
         data["resale"] = {"rate_eur_per_kwh": args.rate}
@@ -124,6 +127,21 @@ def version_from_args(args: argparse.Namespace) -> ContractVersion:
     budget = _daily_budget_wh(args)
     if budget is not None:
         data["alerts"] = {"daily_budget_wh": budget}
+    if args.tariff is not None:
+        if not args.price:
+            raise ContractError("--price: at least one PERIOD=EUR per kWh is required with --tariff")
+        tariff: dict[str, Any] = {
+            "option": args.tariff,
+            "prices_eur_per_kwh": dict(_pair(p, "--price", "HP=0.2700") for p in args.price),
+            "standing_charge_eur_per_month": args.standing_charge if args.standing_charge is not None else "0",
+        }
+        if args.installment is not None:
+            tariff["installment_eur_per_month"] = args.installment
+        data["tariff"] = tariff
+    else:
+        misplaced = [name for name in _TARIFF_OPTIONS[1:] if getattr(args, name) not in (None, [])]
+        if misplaced:
+            raise ContractError(f"--{misplaced[0].replace('_', '-')}: only with --tariff")
     return version_from_dict(data, path="set")
 
 
@@ -156,7 +174,7 @@ def render_contract(contract: Contract, today: date | None = None) -> str:
         mark = "*" if version == current else ("+" if version.effective_from > today else " ")
         budget = version.daily_budget_wh
         alerts = "" if budget is None else f"; daily budget {_kwh(budget)} kWh"
-        lines.append(f" {mark} {version.effective_from}  {_describe(version)}{alerts}")
+        lines.append(f" {mark} {version.effective_from}  {_describe(version)}{alerts}{_describe_tariff(version)}")
     if not contract.versions:
         lines.append("   (none)")
     lines.append("anchors (invoice balances at 00:00 Europe/Paris):")
@@ -176,6 +194,7 @@ _BATTERY_OPTIONS = (
     "fee", "subscription",
 )  # fmt: skip
 _ALERT_OPTIONS = ("daily_budget_kwh", "daily_budget_wh")
+_TARIFF_OPTIONS = ("tariff", "price", "standing_charge", "installment")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--daily-budget-kwh", help="this PDL's daily_budget alert: grid import per day (Europe/Paris) "
                         "above which it opens (any offer; default: LINKY_ALERT_DAILY_BUDGET_WH)")  # fmt: skip
     budget.add_argument("--daily-budget-wh", type=int, help="the same in Wh")
+    p_set.add_argument("--tariff", choices=["base", "hchp", "tempo", "ejp"],
+                       help="the offer's price option (any offer; without --offer the offer is none)")  # fmt: skip
+    p_set.add_argument("--price", action="append", default=[], metavar="PERIOD=EUR",
+                       help="price per kWh TTC, by period code (BASE; HP, HC; HPJB..HCJR; normal, peak), "
+                       "label or kind; repeatable")  # fmt: skip
+    p_set.add_argument("--standing-charge", help="the subscription (abonnement), EUR per month TTC")
+    p_set.add_argument("--installment", help="monthly installment of the payment schedule (échéancier), EUR")
 
     p_anchor = sub.add_parser("anchor", help="record the battery balance printed on an invoice")
     p_anchor.add_argument("pdl")
@@ -252,9 +278,13 @@ def _kwh(wh: int) -> str:
 
 
 def _fee(text: str) -> tuple[str, str]:
+    return _pair(text, "--fee", "HP=0.1122")
+
+
+def _pair(text: str, option: str, example: str) -> tuple[str, str]:
     label, sep, amount = text.partition("=")
     if not sep or not label.strip():
-        raise ContractError(f"--fee: expected PERIOD=EUR (e.g. HP=0.1122), got {text!r}")
+        raise ContractError(f"{option}: expected PERIOD=EUR (e.g. {example}), got {text!r}")
     return label.strip(), amount.strip()
 
 
@@ -305,3 +335,15 @@ def _describe(version: ContractVersion) -> str:
     if version.resale is not None:
         return f"surplus_resale at {version.resale.rate_eur_per_kwh} EUR/kWh"
     return version.offer.value
+
+
+def _describe_tariff(version: ContractVersion) -> str:
+    t = version.tariff
+    if t is None:
+        return ""
+    prices = ", ".join(f"{k} {v}" for k, v in t.prices_eur_per_kwh.items())
+    installment = "" if t.installment_eur_per_month is None else f", installment {t.installment_eur_per_month} EUR/month"
+    return (
+        f"; tariff {t.option.value} EUR/kWh: {prices}, standing charge {t.standing_charge_eur_per_month} EUR/month"
+        f"{installment}"
+    )

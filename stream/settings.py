@@ -69,6 +69,11 @@ class Settings:
     alert_backwards_clear_seconds: float = 3600.0
     alert_daily_budget_wh: int = 0  # 0 = no daily budget alert
     alert_peak_periods: bool = True  # alert when a peak (HP) period starts
+    # bill_over_installment opens when the month's projected bill > installment x (1 + share)...
+    alert_bill_over_installment_share: float = 0.10
+    alert_bill_min_elapsed_hours: float = 72.0  # ...once this much of the month has data
+    # Bills (docs/cost.md): deduct the surplus cagnotte from the month's estimated bill
+    bill_deduct_cagnotte: bool = True
     # Clock (stream/clock.py): seconds added to the system clock, for tests and rehearsals only
     clock_offset_seconds: float = 0.0
     # Logging

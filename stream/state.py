@@ -115,12 +115,17 @@ def history_loader(pdl: str) -> Any:
 
 def snapshots() -> Iterator[Snapshot]:
     """Every live and conso snapshot of the partitions this worker processes (from the tables)."""
+    from agents.contracts import contract_for  # the contracts table (imported late: agents import this module)
+
     for key, raw in live_table.items():
         pdl = key.decode()
         yield live_channel(pdl), raw
         hot = consumption_table.get(key)
         if hot is not None:
-            payload = render_conso_payload(state_from_bytes(hot), pdl=pdl, config=consumption_config)
+            contract = contract_for(pdl)
+            versions = contract.versions if contract is not None else ()
+            payload = render_conso_payload(state_from_bytes(hot), pdl=pdl, config=consumption_config,
+                                           versions=versions, load=history_loader(pdl))  # fmt: skip
             yield conso_channel(pdl), encode(payload)
 
 

@@ -25,10 +25,12 @@ from faust.exceptions import SameNode
 from faust.types import CollectionT
 from faust.web import Request, Response, View
 
-from stream.app import app
+from agents.contracts import contract_for
+from stream.app import app, settings
+from tables.bill import bill_document
 from stream.state import consumption_config, consumption_table, history_loader, live_table, load_consumption
 from tables.calendar import local_midnight
-from tables.consumption import GRANULARITIES, query_buckets
+from tables.consumption import GRANULARITIES, index_csv, query_buckets, query_index
 
 
 log = logging.getLogger(__name__)
@@ -85,8 +87,74 @@ class ConsumptionView(View):
         state = load_consumption(pdl)
         if state is None:
             return self.json({"error": f"unknown PDL {pdl}", "pdl": pdl}, status=404)
-        buckets = query_buckets(state, granularity, start, end, history_loader(pdl), consumption_config)
+        contract = contract_for(pdl)
+        versions = contract.versions if contract is not None else ()
+        buckets = query_buckets(state, granularity, start, end, history_loader(pdl), consumption_config, versions)
         return self.json({"pdl": pdl, "granularity": granularity, "buckets": buckets})
+
+
+@app.page("/pdl/{pdl}/index")
+class IndexView(View):
+    """Index statements ("relevés"): ``?granularity=day|month&from=&to=&format=json|csv``."""
+
+    @routed(consumption_table)
+    async def get(self, request: Request, pdl: str) -> Response:
+        query = request.query
+        granularity = query.get("granularity", "day")
+        fmt = query.get("format", "json")
+        try:
+            if granularity not in ("day", "month"):
+                raise BadParameter(f"granularity must be one of day|month, got {granularity!r}")
+            if fmt not in ("json", "csv"):
+                raise BadParameter(f"format must be json or csv, got {fmt!r}")
+            start = parse_bound(query.get("from"), consumption_config.tz, "from")
+            end = parse_bound(query.get("to"), consumption_config.tz, "to")
+        except BadParameter as exc:
+            return self.json({"error": str(exc), "pdl": pdl}, status=400)
+        state = load_consumption(pdl)
+        if state is None:
+            return self.json({"error": f"unknown PDL {pdl}", "pdl": pdl}, status=404)
+        contract = contract_for(pdl)
+        versions = contract.versions if contract is not None else ()
+        rows = query_index(state, granularity, start, end, history_loader(pdl), consumption_config, versions)
+        if fmt == "csv":
+            return self.bytes(index_csv(rows).encode(), content_type="text/csv")
+        return self.json({"pdl": pdl, "granularity": granularity, "statements": rows})
+
+
+@app.page("/pdl/{pdl}/bill")
+class BillView(View):
+    """The month's estimated bill: ``?month=YYYY-MM`` (default: the PDL's current month)."""
+
+    @routed(consumption_table)
+    async def get(self, request: Request, pdl: str) -> Response:
+        from agents.battery import load as load_ledger
+
+        raw = request.query.get("month")
+        state = load_consumption(pdl)
+        try:
+            month = parse_month(raw) if raw else None
+        except BadParameter as exc:
+            return self.json({"error": str(exc), "pdl": pdl}, status=400)
+        if state is None or state.day is None:
+            return self.json({"error": f"unknown PDL {pdl}", "pdl": pdl}, status=404)
+        month = month or state.day.replace(day=1)
+        contract = contract_for(pdl)
+        versions = contract.versions if contract is not None else ()
+        doc = bill_document(pdl, month, consumption=state, load=history_loader(pdl), ledger=load_ledger(pdl),
+                            versions=versions, deduct_cagnotte=settings.bill_deduct_cagnotte)  # fmt: skip
+        return self.json(doc)
+
+
+def parse_month(raw: str) -> date:
+    """``2027-01`` -> 2027-01-01; BadParameter otherwise."""
+    text = raw.strip()
+    try:
+        if len(text) != 7 or text[4] != "-":
+            raise ValueError
+        return date(int(text[:4]), int(text[5:]), 1)
+    except ValueError:
+        raise BadParameter(f"month={raw!r} is not YYYY-MM") from None
 
 
 def parse_bound(raw: str | None, tz: ZoneInfo, name: str) -> datetime | None:

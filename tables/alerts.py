@@ -33,6 +33,11 @@ battery_empty        battery projected empty by month end      projection above 
 battery_full         the battery overflows (the month's        no new overflow and the level below
                      overflow grows)                           capacity x (1 - hysteresis), or no
                                                                battery offer in force
+bill_over_installment the month's projected bill (current      the projection falls to the installment
+                     pace to month end, tables/bill.py) >      or below, the month changes, or no
+                     installment x (1 + share), once at least  installment is in force
+                     ``bill_min_elapsed_hours`` of the month
+                     have data
 ==================== ========================================= ===========================================
 
 Reading fields used: pdl, mode ("standard"/"historic"), time (ISO-8601 with offset),
@@ -45,6 +50,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Mapping
 
 from tables.battery import BatteryState, month_key, period_kind, projected_month_end_wh
@@ -54,7 +60,7 @@ from tables.contracts import ContractVersion, Offer
 SCHEMA_VERSION = 1
 KINDS = (
     "overload", "meter_silent", "historic_mode", "index_backwards", "peak_period", "red_period",
-    "red_tomorrow", "daily_budget", "battery_empty", "battery_full",
+    "red_tomorrow", "daily_budget", "battery_empty", "battery_full", "bill_over_installment",
 )  # fmt: skip
 
 
@@ -73,6 +79,19 @@ class AlertSettings:
     peak_alerts: bool = True
     battery_empty_clear_margin_wh: int = 1000
     battery_full_hysteresis: float = 0.02
+    bill_over_installment_share: float = 0.10  # projected bill above installment x (1 + share)
+    bill_min_elapsed_hours: float = 72.0  # no projection before this much of the month has data
+
+
+@dataclass(frozen=True)
+class BillProjection:
+    """The month's bill at its current pace (tables/bill.py ``projected_total``) and the
+    installment in force, as of the reading (the battery agent computes it)."""
+
+    month: str  # "2027-01"
+    projected_eur: Decimal
+    installment_eur: Decimal | None
+    elapsed_hours: float  # hours of the month covered by data
 
 
 @dataclass(frozen=True)
@@ -147,8 +166,10 @@ def fold_reading(
     contract_version: ContractVersion | None = None,
     battery: BatteryState | None = None,
     now: datetime | None = None,
+    bill: BillProjection | None = None,
 ) -> tuple[AlertState, list[AlertEvent]]:
-    """Fold one reading; ``now`` is the reception clock (default: the reading's time).
+    """Fold one reading; ``now`` is the reception clock (default: the reading's time);
+    ``bill``: the month's projected bill (None: no tariff or no installment in force).
 
     A reading not newer than the previous one only proves the meter is alive (it clears
     ``meter_silent``); its values are ignored.
@@ -174,7 +195,26 @@ def fold_reading(
         ep.clear("battery_full", t)
     elif battery is not None:
         st = _battery(st, ep, contract_version, battery, settings, t)
+    _bill(ep, bill, settings, t)
     return replace(st, open=ep.open, last_time=t), ep.events
+
+
+def _bill(ep: "_Episodes", bill: BillProjection | None, settings: AlertSettings, t: datetime) -> None:
+    kind = "bill_over_installment"
+    current = ep.open.get(kind)
+    if bill is None or bill.installment_eur is None:
+        ep.clear(kind, t)
+        return
+    if current is not None and current.details.get("month") != bill.month:
+        ep.clear(kind, t, {"month": current.details.get("month")})
+    elif current is not None and bill.projected_eur <= bill.installment_eur:
+        ep.clear(kind, t, {"month": bill.month, "projected_eur": str(bill.projected_eur)})
+        return
+    threshold = bill.installment_eur * (1 + Decimal(str(settings.bill_over_installment_share)))
+    if bill.elapsed_hours >= settings.bill_min_elapsed_hours and bill.projected_eur > threshold:
+        ep.open_(kind, t, {"month": bill.month, "projected_eur": str(bill.projected_eur),
+                           "installment_eur": str(bill.installment_eur),
+                           "over_eur": str(bill.projected_eur - bill.installment_eur)})  # fmt: skip
 
 
 def tick(state: AlertState, now: datetime, settings: AlertSettings) -> tuple[AlertState, list[AlertEvent]]:

@@ -66,6 +66,28 @@ class DebitPriority(StrEnum):
     PEAK_FIRST = "peak_first"
 
 
+class TariffOption(StrEnum):
+    """The offer's "option tarifaire" (domain.md 4.4): which periods its prices are given for."""
+
+    BASE = "base"
+    HCHP = "hchp"  # heures creuses / heures pleines
+    TEMPO = "tempo"  # 6 prices: {blue, white, red} x {HC, HP}
+    EJP = "ejp"  # normal days / "pointe mobile" days
+
+
+# The periods of each option, as offers publish their prices (domain.md 4.4), in register order
+# (standard mode EASF01, EASF02, ...): code -> (kind, Tempo colour).
+OPTION_PERIODS: dict[TariffOption, tuple[tuple[str, str, str | None], ...]] = {
+    TariffOption.BASE: (("BASE", "BASE", None),),
+    TariffOption.HCHP: (("HC", "HC", None), ("HP", "HP", None)),
+    TariffOption.TEMPO: (
+        ("HCJB", "HC", "blue"), ("HPJB", "HP", "blue"), ("HCJW", "HC", "white"),
+        ("HPJW", "HP", "white"), ("HCJR", "HC", "red"), ("HPJR", "HP", "red"),
+    ),
+    TariffOption.EJP: (("normal", "BASE", None), ("peak", "HP", None)),
+}  # fmt: skip
+
+
 class OverflowPolicy(StrEnum):
     LOST = "lost"  # MySmartBattery: "injecté sur le réseau à titre gratuit"
     SOLD = "sold"  # valued at overflow_rate_eur_per_kwh in the surplus cagnotte
@@ -99,6 +121,33 @@ class BatteryTerms:
 
 
 @dataclass(frozen=True)
+class Tariff:
+    """The offer's price grid ("grille tarifaire") of one contract version, all taxes included.
+
+    ``prices_eur_per_kwh`` is keyed like the battery fees: a period label as the meter shows it
+    ("HEURE CREUSE", "HC  BLEU"), a period code of the option (``OPTION_PERIODS``: HC, HPJB,
+    normal, ...) or a kind (HP, HC, BASE); ``price_for`` looks up label, then code, then kind.
+    Every period of the option must resolve to a price (checked when parsing).
+    """
+
+    option: TariffOption
+    prices_eur_per_kwh: Mapping[str, Decimal]
+    standing_charge_eur_per_month: Decimal = Decimal(0)  # "abonnement", TTC
+    installment_eur_per_month: Decimal | None = None  # the "échéancier" monthly payment
+
+    def price_for(self, label: str | None, code: str, kind: str) -> Decimal | None:
+        """€/kWh for a period (label first, then code, then kind), or None if not priced."""
+        for key in (label, code, kind):
+            if key is not None and key in self.prices_eur_per_kwh:
+                return self.prices_eur_per_kwh[key]
+        return None
+
+    def missing_periods(self) -> list[str]:
+        """Codes of the option's periods that no price resolves (empty when complete)."""
+        return [code for code, kind, _ in OPTION_PERIODS[self.option] if self.price_for(None, code, kind) is None]
+
+
+@dataclass(frozen=True)
 class ResaleTerms:
     """Surplus resale ("Boost Mon Surplus"-style cagnotte): every injected kWh at this rate."""
 
@@ -121,6 +170,7 @@ class ContractVersion:
     battery: BatteryTerms | None = None
     resale: ResaleTerms | None = None
     alerts: AlertTerms | None = None  # None: every alert threshold is the deployment default
+    tariff: Tariff | None = None  # None: no price grid known (costs are null)
 
     def __post_init__(self) -> None:
         if self.alerts == AlertTerms():  # all defaults: one representation (stored as absent)
@@ -286,7 +336,18 @@ def version_to_dict(version: ContractVersion) -> dict[str, Any]:
     }
     if version.alerts is not None:  # absent = defaults (keeps older versions' fingerprints)
         data["alerts"] = {"daily_budget_wh": version.alerts.daily_budget_wh}
+    if version.tariff is not None:  # absent = no tariff (keeps older versions' fingerprints)
+        data["tariff"] = tariff_to_dict(version.tariff)
     return data
+
+
+def tariff_to_dict(tariff: Tariff) -> dict[str, Any]:
+    return {
+        "option": tariff.option.value,
+        "prices_eur_per_kwh": {k: str(v) for k, v in tariff.prices_eur_per_kwh.items()},
+        "standing_charge_eur_per_month": str(tariff.standing_charge_eur_per_month),
+        "installment_eur_per_month": _dec_str(tariff.installment_eur_per_month),
+    }
 
 
 def contract_from_dict(data: Mapping[str, Any]) -> Contract:
@@ -325,6 +386,8 @@ def version_from_dict(data: Mapping[str, Any], *, path: str = "version") -> Cont
     battery = None if battery_raw is None else _battery_from_dict(battery_raw, f"{path}.battery")
     resale = None if resale_raw is None else _resale_from_dict(resale_raw, f"{path}.resale")
     alerts = _alerts_from_dict(data.get("alerts"), f"{path}.alerts")
+    tariff_raw = data.get("tariff")
+    tariff = None if tariff_raw is None else _tariff_from_dict(tariff_raw, f"{path}.tariff")
     if offer is Offer.VIRTUAL_BATTERY and battery is None:
         raise ContractError(f"{path}.battery: required when offer is virtual_battery")
     if offer is Offer.SURPLUS_RESALE and resale is None:
@@ -336,7 +399,9 @@ def version_from_dict(data: Mapping[str, Any], *, path: str = "version") -> Cont
             f"{path}.resale: only allowed when offer is surplus_resale "
             "(a battery sells its overflow with overflow_policy 'sold')"
         )
-    return ContractVersion(effective_from=effective_from, offer=offer, battery=battery, resale=resale, alerts=alerts)
+    return ContractVersion(
+        effective_from=effective_from, offer=offer, battery=battery, resale=resale, alerts=alerts, tariff=tariff
+    )
 
 
 def _battery_from_dict(data: Any, path: str) -> BatteryTerms:
@@ -408,6 +473,47 @@ def _alerts_from_dict(data: Any, path: str) -> AlertTerms | None:
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0):
         raise ContractError(f"{path}.daily_budget_wh: expected a positive integer (Wh) or null, got {budget!r}")
     return AlertTerms(daily_budget_wh=budget)  # all defaults: ContractVersion stores None
+
+
+def _tariff_from_dict(data: Any, path: str) -> Tariff:
+    """The optional ``tariff`` section: option, prices, standing charge, installment."""
+    if not isinstance(data, Mapping):
+        raise ContractError(f"{path}: expected an object or null")
+    unknown = set(data) - {
+        "option", "prices_eur_per_kwh", "standing_charge_eur_per_month", "installment_eur_per_month",
+    }  # fmt: skip
+    if unknown:
+        raise ContractError(f"{path}: unknown field(s) {sorted(unknown)}")
+    if "option" not in data:
+        raise ContractError(f"{path}.option: required (one of {', '.join(o.value for o in TariffOption)})")
+    option = _enum(TariffOption, data["option"], f"{path}.option")
+    prices_raw = data.get("prices_eur_per_kwh")
+    if not isinstance(prices_raw, Mapping) or not prices_raw:
+        raise ContractError(f"{path}.prices_eur_per_kwh: expected a non-empty object {{period: EUR/kWh}}")
+    prices: dict[str, Decimal] = {}
+    for key, value in prices_raw.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ContractError(f"{path}.prices_eur_per_kwh: empty period name")
+        prices[key.strip()] = _money(value, f"{path}.prices_eur_per_kwh.{key}")
+    installment_raw = data.get("installment_eur_per_month")
+    tariff = Tariff(
+        option=option,
+        prices_eur_per_kwh=prices,
+        standing_charge_eur_per_month=_money(
+            data.get("standing_charge_eur_per_month", "0"), f"{path}.standing_charge_eur_per_month"
+        ),
+        installment_eur_per_month=None
+        if installment_raw is None
+        else _money(installment_raw, f"{path}.installment_eur_per_month"),
+    )
+    missing = tariff.missing_periods()
+    if missing:
+        codes = ", ".join(code for code, _, _ in OPTION_PERIODS[option])
+        raise ContractError(
+            f"{path}.prices_eur_per_kwh: no price for {', '.join(missing)} (option {option.value} "
+            f"has periods {codes}; give each by code or by kind HP/HC/BASE)"
+        )
+    return tariff
 
 
 def _anchor_from_dict(data: Any, path: str) -> Anchor:

@@ -379,6 +379,7 @@ def fold_alerts(
     settings: alr.AlertSettings,
     *,
     now: datetime,
+    bill: alr.BillProjection | None = None,
 ) -> tuple[LedgerState, list[alr.AlertEvent]]:
     """Fold the reading into the alert episodes, after ``fold_reading`` of the same reading (the
     battery alerts see the ledger as of this reading). ``now`` is the reception clock.
@@ -395,7 +396,7 @@ def fold_alerts(
     if budget is not None and budget != settings.daily_budget_wh:
         settings = replace(settings, daily_budget_wh=budget)
     alerts, events = alr.fold_reading(
-        state.alerts, reading, settings, contract_version=version, battery=state.battery, now=now
+        state.alerts, reading, settings, contract_version=version, battery=state.battery, now=now, bill=bill
     )
     return replace(state, alerts=alerts), events
 

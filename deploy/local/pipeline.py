@@ -107,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             for m in meters:
                 _say(f"simulated meter {m['pdl']}: {m.get('description', '')} on {m.get('link') or m['path']}")
         # Contracts first: readings and contracts travel on two topics with no order between them.
-        _set_demo_contracts(pipeline, [m for m in (meters if not args.device else [])
-                                       if "producer" in m.get("description", "")])
+        _set_demo_contracts(pipeline, meters if not args.device else [])
         pipeline.spawn("worker", ["stream", "worker", "-l", "info"])
         pipeline.spawn("edge", ["teleinfo", "publish", *devices, "--metrics-port", str(EDGE_METRICS_PORT),
                                 "--spool-dir", str(cfg.stack_dir / "spool")])
@@ -147,19 +146,41 @@ def _read_meter_lines(sim: subprocess.Popen[bytes], count: int) -> list[dict]:
     return meters
 
 
-def _set_demo_contracts(pipeline: Pipeline, producers: list[dict]) -> None:
-    """Give the simulated producers contracts so the demo shows both offers moving: the first a
-    2 kWh virtual battery (overflow sold), the next ones "Boost Mon Surplus" (surplus resale)."""
+# Demo price grids (TTC, EUR/kWh and EUR/month): plausible 2026 figures for the demo, not a quote.
+DEMO_TARIFFS = {
+    "base": ["--price", "BASE=0.1952", "--standing-charge", "15.65"],
+    "hchp": ["--price", "HP=0.2700", "--price", "HC=0.2068", "--standing-charge", "15.37", "--installment", "95"],
+    "tempo": ["--price", "HCJB=0.1296", "--price", "HPJB=0.1609", "--price", "HCJW=0.1486", "--price", "HPJW=0.1894",
+              "--price", "HCJR=0.1568", "--price", "HPJR=0.7562", "--standing-charge", "15.50"],
+    "ejp": ["--price", "normal=0.1950", "--price", "peak=1.4500", "--standing-charge", "15.60"],
+}  # fmt: skip
+
+
+def _set_demo_contracts(pipeline: Pipeline, meters: list[dict]) -> None:
+    """Give every simulated meter the price grid of its option (so the demo prints what today
+    costs), and the producers an offer so both offers move: the first producer a 2 kWh virtual
+    battery (overflow sold), the next ones "Boost Mon Surplus" (surplus resale)."""
     today = clock.today().isoformat()
-    for i, m in enumerate(producers):
-        if i == 0:
+    producers = 0
+    for m in meters:
+        description = m.get("description", "")
+        option = next((o for o in DEMO_TARIFFS if o in description.split()), None)
+        tariff = [] if option is None else ["--tariff", option, *DEMO_TARIFFS[option]]
+        if "producer" not in description.split():
+            offer = ["--offer", "none"]
+            what = "no battery offer"
+        elif producers == 0:
             offer = ["--offer", "virtual_battery", "--capacity-kwh", "2", "--overflow", "sold",
                      "--overflow-rate", "0.04", "--settlement", "realtime", "--fee", "HP=0.0996", "--fee", "HC=0.0996"]
             what = "a 2 kWh virtual battery, overflow sold at 0.04 EUR/kWh"
+            producers += 1
         else:
             offer = ["--offer", "surplus_resale", "--rate", "0.1269"]
             what = "surplus resale at 0.1269 EUR/kWh"
-        done = subprocess.run([sys.executable, "-m", "stream", "contract", "set", m["pdl"], "--from", today, *offer],
+        if option is not None:
+            what += f", tariff {option}"
+        done = subprocess.run([sys.executable, "-m", "stream", "contract", "set", m["pdl"], "--from", today, *offer,
+                               *tariff],
                               env=pipeline.env, cwd=local_stack.REPO_ROOT, capture_output=True, text=True)
         if done.returncode == 0:
             _say(f"contract: {m['pdl']} has {what} from {today}")
@@ -173,6 +194,8 @@ def _print_help(cfg: local_stack.StackConfig, pdls: list[str]) -> None:
     _say(f"watch one PDL:   redis-cli -p {cfg.redis_port} SUBSCRIBE linky:{pdl}:live linky:{pdl}:conso linky:{pdl}:battery")
     _say(f"latest snapshot: redis-cli -p {cfg.redis_port} GET linky:{pdl}:conso")
     _say(f"query:           curl 'http://127.0.0.1:6066/pdl/{pdl}/consumption?granularity=hour'")
+    _say(f"bill, index:     curl 'http://127.0.0.1:6066/pdl/{pdl}/bill' ; "
+         f"curl 'http://127.0.0.1:6066/pdl/{pdl}/index?granularity=day&format=csv'")
     _say(f"metrics:         curl http://127.0.0.1:6066/metrics ; curl http://127.0.0.1:{EDGE_METRICS_PORT}/metrics")
 
 
@@ -219,6 +242,9 @@ def summarise(pdl: str, channels: dict[str, dict]) -> str:
     parts.append(f"draw {live.get('power_va', '-')!s:>5} VA  inject {live.get('export_power_va') or 0!s:>5} VA")
     day = conso.get("day") or {}
     parts.append(f"today +{day.get('import_wh', '-')} Wh / -{day.get('export_wh', '-')} Wh")
+    cost = day.get("cost")
+    if cost:
+        parts.append(f"today costs {cost['total_eur']} EUR (energy {cost['energy_eur']} + standing {cost['standing_eur']})")
     if battery.get("offer") == "virtual_battery":
         parts.append(f"battery {battery.get('level_wh')} Wh ({battery.get('percent')}%)")
     month = surplus.get("month") or {}

@@ -58,6 +58,10 @@ class Store:
     def query(self, granularity: str, start: datetime | None = None, end: datetime | None = None) -> list[dict]:
         return query_buckets(self.state, granularity, start, end, self.load, self.config)
 
+    def query_with(self, granularity: str, versions: tuple, start: datetime | None = None,
+                   end: datetime | None = None) -> list[dict]:  # fmt: skip
+        return query_buckets(self.state, granularity, start, end, self.load, self.config, versions)
+
 
 def reading(when: datetime, imports: dict[str, int] | None, export: int | None = None, meter: str = "M1") -> dict:
     return {"pdl": "P1", "meter": meter, "time": when.astimezone(PARIS).isoformat(),
@@ -92,6 +96,8 @@ def test_a_day_of_readings_fills_hour_day_and_month_buckets() -> None:
     assert hours[12]["export_wh"] == 40 and hours[20]["export_wh"] == 0
     # the last reading is exactly at midnight: the 14th is still the open day
     (day,) = s.query("day")
+    assert day.pop("cost") is None  # no contract, no tariff (tests/unit/test_cost.py)
+    assert day.pop("periods")["HCHC"]["kind"] == "HC"
     assert day == {"start": "2026-07-14T00:00:00+02:00", "end": "2026-07-15T00:00:00+02:00",
                    "import_wh": 2400, "export_wh": 240, "by_period": {"HCHC": 800, "HCHP": 1600}}  # fmt: skip
     (month,) = s.query("month")
