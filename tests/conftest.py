@@ -51,9 +51,10 @@ def pytest_configure(config: pytest.Config) -> None:
 # every integration test but test_stack (the bare Kafka/Redis/faust plumbing, no product clock)
 # they carry the ``clock`` marker (``make test`` runs them again with a shifted clock).
 DATE_SENSITIVE_UNIT = {
-    "test_alerts", "test_battery", "test_calendar", "test_clock", "test_consumption",
+    "test_alert_preferences", "test_alerts", "test_battery", "test_bill", "test_calendar", "test_clock", "test_consumption", "test_cost",
     "test_consumption_properties", "test_contract_cli", "test_contracts", "test_deltas", "test_edge_reader",
     "test_ledger", "test_ledger_refold", "test_ledger_storage", "test_live", "test_readings_agent", "test_surplus",
+    "test_tariff_contract",
 }  # fmt: skip
 
 
