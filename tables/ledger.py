@@ -379,19 +379,23 @@ def fold_alerts(
     settings: alr.AlertSettings,
     *,
     now: datetime,
+    prefs: alr.AlertPreferences | None = None,
 ) -> tuple[LedgerState, list[alr.AlertEvent]]:
     """Fold the reading into the alert episodes, after ``fold_reading`` of the same reading (the
     battery alerts see the ledger as of this reading). ``now`` is the reception clock.
 
     ``settings`` are the deployment's thresholds; the contract version in force at the reading
     overrides ``daily_budget_wh`` when its ``alerts.daily_budget_wh`` is set (the PDL's own budget;
-    unset = the deployment default)."""
+    unset = the deployment default); the household's own budget (``prefs``, set in the portal)
+    wins over both."""
     try:
         when = datetime.fromisoformat(reading["time"])
     except (KeyError, TypeError, ValueError):
         return state, []
     version = effective_at(contract.versions, when) if contract is not None else None
     budget = version.daily_budget_wh if version is not None else None
+    if prefs is not None and prefs.daily_budget_wh is not None:
+        budget = prefs.daily_budget_wh
     if budget is not None and budget != settings.daily_budget_wh:
         settings = replace(settings, daily_budget_wh=budget)
     alerts, events = alr.fold_reading(
