@@ -94,7 +94,7 @@ async function selectPdl(pdl) {
   const entry = state.me.pdls.find((p) => p.pdl === pdl);
   Object.assign(state, { pdl, offer: entry ? entry.offer : "none", live: null, conso: null, battery: null, surplus: null, alerts: null, date: null });
   $("tab-battery").hidden = state.offer !== "virtual_battery";
-  $("tab-surplus").hidden = !(state.offer === "surplus_resale" || state.offer === "virtual_battery");
+  $("tab-surplus").hidden = state.offer !== "surplus_resale";
   if ($(`tab-${state.activeTab}`).hidden) activateTab("live");
   state.stream = new EventStream(pdlPath(pdl, "events"), {
     live: onLive, conso: onConso, battery: onBattery, surplus: onSurplus, alerts: onAlerts, stale: onStale,
@@ -171,6 +171,11 @@ function onLive(payload) {
   const t = Date.parse(payload.time) / 1000;
   state.charts.live.add(t, payload.power_va, payload.export_power_va);
   renderCurrentIndex();
+  const contractKey = `${payload.subscribed_kva}|${payload.tariff_period}`;
+  if (state.battery && contractKey !== state.contractKey) {
+    state.contractKey = contractKey;
+    renderContract(state.battery);
+  }
   tick();
 }
 
