@@ -305,7 +305,11 @@ function renderConso(buckets) {
   whenIdle(() => state.charts.conso.draw(labels, stacks, below));
   $("conso-chart").dataset.expected = String(buckets.length);
   $("conso-legend").replaceChildren(
-    ...[...stacks, ...(below ? [below] : [])].map((s) => el("span", { class: "key" }, el("i", { style: `background:${s.colour}` }), s.name)),
+    ...[...stacks, ...(below ? [below] : [])].map((s) => {
+      const swatch = el("i");
+      swatch.style.background = s.colour; // CSSOM, allowed by the portal's CSP (no inline style attribute)
+      return el("span", { class: "key" }, swatch, s.name);
+    }),
   );
   const total = buckets.reduce((a, b) => a + b.import_wh, 0);
   const injected = buckets.reduce((a, b) => a + b.export_wh, 0);
