@@ -396,18 +396,22 @@ async function loadIndex() {
   } catch (err) {
     if (err instanceof AuthError) throw err;
   }
-  const buckets = (doc && doc.buckets) || [];
+  const buckets = (doc && doc.statements) || [];
   const registers = [];
-  for (const b of buckets) for (const key of Object.keys(b.registers || {})) if (!registers.includes(key)) registers.push(key);
-  const headers = [g === "day" ? "Jour" : "Mois"];
-  for (const key of registers) {
-    const name = f.periodInfo(key, buckets[0] && buckets[0].periods).name;
-    headers.push(`${name} début`, `${name} fin`);
+  const names = {};
+  for (const b of buckets) {
+    for (const [key, idx] of Object.entries(b.indexes || {})) {
+      if (!registers.includes(key)) registers.push(key);
+      names[key] = key === "EAIT" ? "Injection" : f.periodInfo(key, { [key]: { label: idx.label } }).name;
+    }
   }
+  registers.sort((a, b) => (a === "EAIT") - (b === "EAIT") || a.localeCompare(b));
+  const headers = [g === "day" ? "Jour" : "Mois"];
+  for (const key of registers) headers.push(`${names[key]} début (kWh)`, `${names[key]} fin (kWh)`);
   const rows = buckets.slice().reverse().map((b) => {
     const cells = [f.bucketLabel(b.start, g)];
     for (const key of registers) {
-      const r = (b.registers || {})[key];
+      const r = (b.indexes || {})[key];
       cells.push(r ? f.kwhNumber(r.start_wh) : "–", r ? f.kwhNumber(r.end_wh) : "–");
     }
     return cells;
