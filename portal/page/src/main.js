@@ -100,7 +100,7 @@ async function selectPdl(pdl) {
     live: onLive, conso: onConso, battery: onBattery, surplus: onSurplus, alerts: onAlerts, stale: onStale,
   }, onConnection);
   state.stream.start();
-  await Promise.all([loadConso(), loadBattery(), loadAlerts(), loadAlertSettings(), loadIndex()].map((p) => p.catch(report)));
+  await Promise.all([loadConso(), loadBattery(), loadAlerts(), loadAlertSettings(), loadIndex(), loadBill()].map((p) => p.catch(report)));
 }
 
 function report(err) {
@@ -569,6 +569,35 @@ function renderContract(doc) {
     rows.push(["Abonnement", `${f.eur(current.tariff.standing_charge_eur_per_month)} / mois`]);
   }
   fillTable($("contract-prices"), ["Période", "Prix TTC"], rows);
+}
+
+const BILL_LINES = {
+  energy: "Consommation",
+  standing: "Abonnement",
+  battery_fees: "Frais de batterie virtuelle",
+  battery_subscription: "Abonnement batterie virtuelle",
+  cagnotte: "Cagnotte déduite",
+};
+
+async function loadBill() {
+  const month = defaultDate().slice(0, 7);
+  let doc = null;
+  try {
+    doc = await getJSON(`${pdlPath(state.pdl, "bill")}?month=${month}`);
+  } catch (err) {
+    if (err instanceof AuthError) throw err;
+  }
+  if (!doc) return;
+  setText("bill-title", `Ma facture de ${f.formatMonth(dateOf(`${month}-15`))}${doc.status === "estimate" ? " (estimation)" : ""}`);
+  const rows = (doc.lines || []).map((l) => [BILL_LINES[l.kind] || l.kind, f.eur(l.eur)]);
+  rows.push(["Total", f.eur(doc.total_eur)]);
+  if (doc.projected_total_eur) rows.push(["Projection à la fin du mois", f.eur(doc.projected_total_eur)]);
+  fillTable($("bill-table"), ["Ligne", "Montant"], rows);
+  const inst = doc.installments;
+  const position = inst && { ahead: "d'avance", behind: "de retard", even: "" }[inst.position];
+  setText("bill-installments", inst
+    ? `Mensualités ${inst.year} : ${f.eur(inst.paid_eur)} payés pour ${f.eur(inst.billed_eur)} consommés${position ? `, soit ${f.eur(String(Math.abs(Number(inst.difference_eur))))} ${position}` : ""}.`
+    : "");
 }
 
 boot().catch((err) => {
