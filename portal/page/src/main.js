@@ -11,7 +11,7 @@ const SILENT_SECONDS = 300; // no reading for this long: "compteur silencieux"
 const state = {
   me: null,
   pdl: null,
-  offer: "none",
+  offers: [],
   stream: null,
   clockSkewMs: 0, // portal clock - browser clock (ages use the portal's clock)
   live: null,
@@ -71,7 +71,8 @@ async function boot() {
   const pdls = state.me.pdls;
   if (pdls.length > 1) {
     const select = $("pdl-select");
-    select.replaceChildren(...pdls.map((p) => el("option", { value: p.pdl }, `${p.pdl} — ${f.OFFER_NAMES[p.offer] || p.offer}`)));
+    select.replaceChildren(...pdls.map((p) => el("option", { value: p.pdl },
+      `${p.pdl} — ${(p.offers || []).map((o) => f.OFFER_NAMES[o] || o).join(", ") || f.OFFER_NAMES.none}`)));
     select.addEventListener("change", () => selectPdl(select.value));
     $("pdl-choice").hidden = false;
   } else {
@@ -91,10 +92,11 @@ function showLogin() {
 
 async function selectPdl(pdl) {
   if (state.stream) state.stream.stop();
-  const entry = state.me.pdls.find((p) => p.pdl === pdl);
-  Object.assign(state, { pdl, offer: entry ? entry.offer : "none", live: null, conso: null, battery: null, surplus: null, alerts: null, date: null });
-  $("tab-battery").hidden = state.offer !== "virtual_battery";
-  $("tab-surplus").hidden = state.offer !== "surplus_resale";
+  const entry = state.me.pdls.find((p) => p.pdl === pdl) || {};
+  const offers = entry.offers || [];
+  Object.assign(state, { pdl, offers, live: null, conso: null, battery: null, surplus: null, alerts: null, date: null });
+  $("tab-battery").hidden = !offers.includes("virtual_battery");
+  $("tab-surplus").hidden = !offers.includes("surplus_resale");
   if ($(`tab-${state.activeTab}`).hidden) activateTab("live");
   state.stream = new EventStream(pdlPath(pdl, "events"), {
     live: onLive, conso: onConso, battery: onBattery, surplus: onSurplus, alerts: onAlerts, stale: onStale,
