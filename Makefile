@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv stack-up stack-down stack-status stack-reset bench clean
+.PHONY: run test venv page stack-up stack-down stack-status stack-reset bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The portal's page: npm packages from the committed lockfile, bundled by esbuild (portal/page/).
+PAGE_DIST := portal/page/dist/app.js
+$(PAGE_DIST): portal/page/package.json portal/page/package-lock.json portal/page/index.html $(wildcard portal/page/src/*)
+	cd portal/page && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
+page: $(PAGE_DIST)
 
 stack-up: venv
 	$(PY) -m deploy.local up
@@ -28,15 +35,15 @@ stack-reset:
 	$(PY) -m deploy.local reset
 
 # The main job: see README "make run". DEVICE=/dev/serial/by-id/... reads a real dongle.
-run: stack-up
+run: stack-up page
 	$(PY) -m deploy.local.pipeline $(if $(DEVICE),--device $(DEVICE),) $(RUN_ARGS)
 
 # Tests bring the stack up themselves (tests/conftest.py) and stop what they started.
 # Then the date-sensitive tests (marker "clock") run again with the product's clock shifted to
 # SHIFTED_CLOCK (stream/clock.py), so a test that only holds on the day it was written fails here.
 SHIFTED_CLOCK ?= 2028-02-29T12:00:00+01:00
-test: venv
-	$(PY) -m deploy.local fetch >/dev/null
+test: venv page
+	$(PY) -m deploy.local deps >/dev/null
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(PY) -m pytest -m clock --clock-at=$(SHIFTED_CLOCK) $(PYTEST_ARGS)
 
@@ -46,4 +53,4 @@ bench: stack-up
 	$(PY) bench/stream_throughput.py
 
 clean: stack-down
-	rm -rf $(VENV) .stack .cache
+	rm -rf $(VENV) .stack .cache portal/page/node_modules portal/page/dist

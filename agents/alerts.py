@@ -21,7 +21,16 @@ from prometheus_client import Counter
 
 from stream.app import settings
 from stream.battery_publish import publish
-from tables.alerts import SCHEMA_VERSION, AlertEvent, AlertSettings, AlertState, render_open_alerts
+from tables.alerts import (
+    SCHEMA_VERSION,
+    AlertEvent,
+    AlertPreferences,
+    AlertSettings,
+    AlertState,
+    render_open_alerts,
+    visible_events,
+    visible_open,
+)
 
 alert_settings = AlertSettings(
     overload_share=settings.alert_overload_share,
@@ -38,26 +47,31 @@ alert_settings = AlertSettings(
 ALERT_EVENTS = Counter("linky_alert_events_total", "Alert episodes opened or cleared", ["kind", "action"])
 
 
-def publish_events(state: AlertState, events: list[AlertEvent]) -> None:
-    """Publish each event with the open alerts after it (non-blocking, stream/battery_publish.py)."""
+def publish_events(state: AlertState, events: list[AlertEvent], prefs: AlertPreferences | None = None) -> None:
+    """Publish each event with the open and recent alerts after it (non-blocking,
+    stream/battery_publish.py); kinds the household switched off are not published."""
     if not events:
         return
-    open_alerts = render_open_alerts(state)["open"]
+    shown = visible_open(render_open_alerts(state), prefs)
     for event in events:
         ALERT_EVENTS.labels(event.kind, event.action).inc()
-        publish(f"linky:{event.pdl}:alerts", {**event.to_payload(), "open": open_alerts})
+    for event in visible_events(events, prefs):
+        publish(f"linky:{event.pdl}:alerts", {**event.to_payload(), "open": shown["open"], "recent": shown["recent"]})
 
 
-def snapshot_payload(state: AlertState, pdl: str) -> dict[str, Any]:
+def snapshot_payload(state: AlertState, pdl: str, prefs: AlertPreferences | None = None) -> dict[str, Any]:
     """The alerts snapshot rewritten from the table (no event: kind/action/at are null)."""
-    open_alerts = render_open_alerts(state)["open"]
+    shown = visible_open(render_open_alerts(state), prefs)
     return {"schema_version": SCHEMA_VERSION, "pdl": pdl, "kind": None, "action": None, "at": None,
-            "details": {}, "open": open_alerts}  # fmt: skip
+            "details": {}, "open": shown["open"], "recent": shown["recent"]}  # fmt: skip
 
 
 def http_document(pdl: str) -> dict[str, Any] | None:
     """``GET /pdl/{pdl}/alerts``: ``{"schema_version", "pdl", "open": [...]}`` or None."""
     from agents.battery import load
+    from agents.preferences import preferences_for
 
     state = load(pdl)
-    return None if state is None else {**render_open_alerts(state.alerts), "pdl": pdl}
+    if state is None:
+        return None
+    return {**visible_open(render_open_alerts(state.alerts), preferences_for(pdl)), "pdl": pdl}

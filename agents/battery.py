@@ -28,6 +28,7 @@ from prometheus_client import Counter
 from stream import clock
 from agents import alerts
 from agents.contracts import contract_for, on_contract_change
+from agents.preferences import preferences_for
 from agents.ticks import send_tick, ticks_topic
 from stream.app import app, pdl_table, settings
 from stream.battery_publish import add_snapshot_source, publish
@@ -140,10 +141,11 @@ def handle(key: bytes | None, value: bytes, partition: int) -> None:
         fold = LedgerFold(before, False, [], [], "invalid")
     READINGS.labels(fold.status).inc()
     _report_refolds(pdl, fold)
+    prefs = preferences_for(pdl)
     try:
         bill = _bill_projection(pdl, fold.state, contract)
         after, alert_events = fold_alerts(
-            fold.state, reading, contract, alerts.alert_settings, now=clock.now(), bill=bill
+            fold.state, reading, contract, alerts.alert_settings, now=clock.now(), bill=bill, prefs=prefs
         )
     except (ValueError, TypeError) as exc:
         log.warning("alerts: reading of %s ignored: %s", pdl, exc)
@@ -155,7 +157,7 @@ def handle(key: bytes | None, value: bytes, partition: int) -> None:
         last_end = after.battery.last_end
         event_time = last_end.timestamp() if last_end is not None else None
         _publish(before, fold._replace(state=after), contract, event_time=event_time)
-    alerts.publish_events(after.alerts, alert_events)
+    alerts.publish_events(after.alerts, alert_events, prefs)
 
 
 def _bill_projection(pdl: str, state: LedgerState, contract: Contract | None) -> BillProjection | None:
@@ -185,7 +187,7 @@ async def battery_ticks(stream):  # type: ignore[no-untyped-def]
         if fold.changed:
             _store(before, fold.state)
             _publish(before, fold, contract_for(before.pdl))
-            alerts.publish_events(fold.state.alerts, alert_events)
+            alerts.publish_events(fold.state.alerts, alert_events, preferences_for(before.pdl))
 
 
 @on_contract_change
@@ -263,7 +265,8 @@ def snapshots() -> Iterator[Snapshot]:
         contract = contract_for(state.pdl)
         yield f"linky:{state.pdl}:battery", encode(battery_payload(state, contract))
         yield f"linky:{state.pdl}:surplus", encode(surplus_payload(state, contract))
-        yield f"linky:{state.pdl}:alerts", encode(alerts.snapshot_payload(state.alerts, state.pdl))
+        yield f"linky:{state.pdl}:alerts", encode(alerts.snapshot_payload(state.alerts, state.pdl,
+                                                                          preferences_for(state.pdl)))  # fmt: skip
 
 
 add_snapshot_source(snapshots)

@@ -49,13 +49,19 @@ async def ensure_contracts_topic(cfg: Settings) -> bool:
     Partitions = ``cfg.topic_partitions`` (co-partitioned with the readings), replication =
     ``cfg.topic_replication`` (as the readings topic). An existing topic is checked, never altered.
     """
+    return await ensure_pdl_document_topic(cfg, cfg.contracts_topic)
+
+
+async def ensure_pdl_document_topic(cfg: Settings, name: str) -> bool:
+    """Create a compacted, PDL-keyed topic co-partitioned with the readings if missing (contracts,
+    alert settings); True if this call created it. An existing topic is checked, never altered."""
     admin = AIOKafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, client_id="linky-contracts-admin")
     await admin.start()
     try:
         created = False
-        if not await _topic_partitions(admin, cfg.contracts_topic):
+        if not await _topic_partitions(admin, name):
             topic = NewTopic(
-                cfg.contracts_topic,
+                name,
                 num_partitions=cfg.topic_partitions,
                 replication_factor=cfg.topic_replication,
                 topic_configs={"cleanup.policy": "compact"},
@@ -63,9 +69,9 @@ async def ensure_contracts_topic(cfg: Settings) -> bool:
             response = await admin.create_topics([topic])
             for _name, code, message in _topic_errors(response):
                 if code not in (0, TOPIC_ALREADY_EXISTS):
-                    raise ContractsTopicError(f"creating {cfg.contracts_topic}: error {code} {message}")
+                    raise ContractsTopicError(f"creating {name}: error {code} {message}")
                 created = created or code == 0
-        await _check_topic(admin, cfg)
+        await _check_topic(admin, cfg, name)
         return created
     finally:
         await admin.close()
@@ -161,19 +167,19 @@ async def _topic_partitions(admin: AIOKafkaAdminClient, topic: str) -> int:
     return 0
 
 
-async def _check_topic(admin: AIOKafkaAdminClient, cfg: Settings) -> None:
-    partitions = await _topic_partitions(admin, cfg.contracts_topic)
+async def _check_topic(admin: AIOKafkaAdminClient, cfg: Settings, name: str) -> None:
+    partitions = await _topic_partitions(admin, name)
     for _ in range(METADATA_RETRIES):  # a topic just created takes a moment to show in metadata
         if partitions:
             break
         await asyncio.sleep(METADATA_RETRY_SECONDS)
-        partitions = await _topic_partitions(admin, cfg.contracts_topic)
+        partitions = await _topic_partitions(admin, name)
     if partitions != cfg.topic_partitions:
         raise ContractsTopicError(
-            f"{cfg.contracts_topic} has {partitions} partitions but LINKY_TOPIC_PARTITIONS is "
+            f"{name} has {partitions} partitions but LINKY_TOPIC_PARTITIONS is "
             f"{cfg.topic_partitions}: contracts must be co-partitioned with the readings"
         )
-    resource = ConfigResource(ConfigResourceType.TOPIC, cfg.contracts_topic, {"cleanup.policy": None})
+    resource = ConfigResource(ConfigResourceType.TOPIC, name, {"cleanup.policy": None})
     responses = await admin.describe_configs([resource])
     policy = None
     for response in responses:
@@ -183,7 +189,7 @@ async def _check_topic(admin: AIOKafkaAdminClient, cfg: Settings) -> None:
                     policy = entry["config_value"]
     if policy is None or "compact" not in policy.split(","):
         raise ContractsTopicError(
-            f"{cfg.contracts_topic} has cleanup.policy={policy!r}: it must be compacted (one document per PDL)"
+            f"{name} has cleanup.policy={policy!r}: it must be compacted (one document per PDL)"
         )
 
 

@@ -22,6 +22,7 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     readings_topic: str = "linky.readings"
     contracts_topic: str = "linky.contracts"
+    alert_settings_topic: str = "linky.alert-settings"  # households' alert preferences (portal)
     topic_partitions: int = 4
     # Faust worker
     app_id: str = "linky-stream"

@@ -102,6 +102,18 @@ class OpenAlert:
 
 
 @dataclass(frozen=True)
+class ClosedAlert:
+    """An ended episode, kept for "recent alerts" (the newest ``RECENT_KEPT``)."""
+
+    kind: str
+    since: datetime
+    until: datetime
+
+
+RECENT_KEPT = 20
+
+
+@dataclass(frozen=True)
 class AlertEvent:
     pdl: str
     kind: str
@@ -136,6 +148,7 @@ class AlertState:
     day_import_wh: int = 0
     battery_overflow_seen: int = 0  # month overflow of the battery at the previous reading
     battery_month: str | None = None
+    recent: tuple[ClosedAlert, ...] = ()  # ended episodes, oldest first, at most RECENT_KEPT
 
 
 @dataclass(frozen=True)
@@ -181,7 +194,7 @@ def fold_reading(
     ep.clear("meter_silent", seen)
     st = replace(state, pdl=pdl, last_seen=seen if state.last_seen is None else max(seen, state.last_seen))
     if state.last_time is not None and t <= state.last_time:
-        return replace(st, open=ep.open), ep.events
+        return replace(st, open=ep.open, recent=ep.closed()), ep.events
     signals = status_signals(reading.get("status"))
     st = _overload(st, ep, reading, signals, settings, t)
     _historic_mode(ep, reading, contract_version, t)
@@ -196,7 +209,7 @@ def fold_reading(
     elif battery is not None:
         st = _battery(st, ep, contract_version, battery, settings, t)
     _bill(ep, bill, settings, t)
-    return replace(st, open=ep.open, last_time=t), ep.events
+    return replace(st, open=ep.open, recent=ep.closed(), last_time=t), ep.events
 
 
 def _bill(ep: "_Episodes", bill: BillProjection | None, settings: AlertSettings, t: datetime) -> None:
@@ -226,7 +239,7 @@ def tick(state: AlertState, now: datetime, settings: AlertSettings) -> tuple[Ale
         ep.open_("meter_silent", state.last_seen, {"last_reading": state.last_seen.isoformat()})
     if "daily_budget" in ep.open and state.day is not None and local_date(now) > state.day:
         ep.clear("daily_budget", now)
-    return replace(state, open=ep.open), ep.events
+    return replace(state, open=ep.open, recent=ep.closed()), ep.events
 
 
 def render_open_alerts(state: AlertState) -> dict[str, Any]:
@@ -238,7 +251,13 @@ def render_open_alerts(state: AlertState) -> dict[str, Any]:
             {"kind": a.kind, "since": a.since.isoformat(), "details": dict(a.details)}
             for a in sorted(state.open.values(), key=lambda a: (a.since, a.kind))
         ],
+        "recent": render_recent(state),
     }
+
+
+def render_recent(state: AlertState) -> list[dict[str, Any]]:
+    """The ended episodes kept, newest first (the page's "alertes récentes")."""
+    return [{"kind": c.kind, "since": c.since.isoformat(), "until": c.until.isoformat()} for c in reversed(state.recent)]
 
 
 def tempo_colour(label: str | None) -> str | None:
@@ -281,6 +300,7 @@ def state_to_dict(state: AlertState) -> dict[str, Any]:
         "day_import_wh": state.day_import_wh,
         "battery_overflow_seen": state.battery_overflow_seen,
         "battery_month": state.battery_month,
+        "recent": [[c.kind, c.since.isoformat(), c.until.isoformat()] for c in state.recent],
     }
 
 
@@ -308,6 +328,8 @@ def state_from_dict(data: Mapping[str, Any]) -> AlertState:
         day_import_wh=int(data.get("day_import_wh", 0)),
         battery_overflow_seen=int(data.get("battery_overflow_seen", 0)),
         battery_month=data.get("battery_month"),
+        recent=tuple(ClosedAlert(k, datetime.fromisoformat(a), datetime.fromisoformat(b))
+                     for k, a, b in data.get("recent", ())),  # fmt: skip
     )
 
 
@@ -319,8 +341,12 @@ class _Episodes:
 
     def __init__(self, state: AlertState, pdl: str) -> None:
         self.open: dict[str, OpenAlert] = dict(state.open)
+        self.recent: tuple[ClosedAlert, ...] = state.recent
         self.events: list[AlertEvent] = []
         self.pdl = pdl
+
+    def closed(self) -> tuple[ClosedAlert, ...]:
+        return self.recent
 
     def open_(self, kind: str, at: datetime, details: Mapping[str, Any] | None = None) -> None:
         if kind not in self.open:
@@ -329,7 +355,8 @@ class _Episodes:
 
     def clear(self, kind: str, at: datetime, details: Mapping[str, Any] | None = None) -> None:
         if kind in self.open:
-            del self.open[kind]
+            since = self.open.pop(kind).since
+            self.recent = (*self.recent, ClosedAlert(kind, since, at))[-RECENT_KEPT:]
             self.events.append(AlertEvent(self.pdl, kind, "clear", at, dict(details or {})))
 
     def set(self, kind: str, active: bool, at: datetime, details: Mapping[str, Any] | None = None) -> None:
@@ -472,3 +499,97 @@ def _colour(value: Any) -> str | None:
 
 def _paris_hour(when: datetime) -> int:
     return to_utc(when).astimezone(PARIS).hour
+
+
+# --------------------------------------------------------------------------- household preferences
+
+# Kinds a household may switch off from the portal ("activer et modifier les alertes"). Every kind
+# the worker raises is listed; ``gateway_untrusted`` and the like are for the supplier, not here.
+PREFERENCE_KINDS = (
+    "overload", "meter_silent", "historic_mode", "index_backwards", "peak_period", "red_period",
+    "red_tomorrow", "daily_budget", "battery_empty", "battery_full", "bill_over_installment",
+)  # fmt: skip
+MAX_BUDGET_WH = 1_000_000  # 1 MWh a day: beyond that it is a typing error, not a budget
+
+
+@dataclass(frozen=True)
+class AlertPreferences:
+    """What a household chose in the portal (topic ``linky.alert-settings``, key = PDL).
+
+    ``enabled``: kinds switched off are False (a kind not listed is on). ``daily_budget_wh``: the
+    household's own budget, which wins over the contract's and the deployment's (None: theirs).
+    ``bill_over_installment_share``: the projected bill may exceed the installment by this share
+    before ``bill_over_installment`` opens (None: the deployment's). ``updated_at``: when it was
+    written; preferences apply to what the worker folds from then on, never retroactively.
+    """
+
+    enabled: Mapping[str, bool] = field(default_factory=dict)
+    daily_budget_wh: int | None = None
+    bill_over_installment_share: float | None = None
+    updated_at: datetime | None = None
+
+    def shows(self, kind: str) -> bool:
+        return self.enabled.get(kind, True)
+
+
+class PreferencesError(ValueError):
+    """A preferences document that cannot be accepted; the message says which field and why."""
+
+
+def preferences_from_dict(data: Any) -> AlertPreferences:
+    """Validate a preferences document (the portal's PUT body, or a record of the topic)."""
+    if not isinstance(data, Mapping):
+        raise PreferencesError("the body must be a JSON object")
+    unknown = sorted(set(data) - {"enabled", "daily_budget_wh", "bill_over_installment_share", "updated_at"})
+    if unknown:
+        raise PreferencesError(f"unknown field(s) {unknown}")
+    enabled_raw = data.get("enabled") or {}
+    if not isinstance(enabled_raw, Mapping):
+        raise PreferencesError("enabled: an object {kind: true|false}")
+    bad = sorted(k for k in enabled_raw if k not in PREFERENCE_KINDS)
+    if bad:
+        raise PreferencesError(f"enabled: unknown alert kind(s) {bad}; known: {list(PREFERENCE_KINDS)}")
+    if any(not isinstance(v, bool) for v in enabled_raw.values()):
+        raise PreferencesError("enabled: every value must be true or false")
+    budget = data.get("daily_budget_wh")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or not 0 < budget <= MAX_BUDGET_WH):
+        raise PreferencesError(f"daily_budget_wh: a whole number of Wh from 1 to {MAX_BUDGET_WH}, or null")
+    share = data.get("bill_over_installment_share")
+    if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 5):
+        raise PreferencesError("bill_over_installment_share: a number from 0 to 5 (0.1 = 10 % over), or null")
+    updated = data.get("updated_at")
+    try:
+        updated_at = None if updated is None else to_utc(datetime.fromisoformat(updated))
+    except (TypeError, ValueError):
+        raise PreferencesError("updated_at: an ISO-8601 time with an offset") from None
+    return AlertPreferences(
+        enabled={k: bool(v) for k, v in enabled_raw.items()},
+        daily_budget_wh=budget,
+        bill_over_installment_share=None if share is None else float(share),
+        updated_at=updated_at,
+    )
+
+
+def preferences_to_dict(prefs: AlertPreferences) -> dict[str, Any]:
+    return {
+        "enabled": {k: prefs.shows(k) for k in PREFERENCE_KINDS},
+        "daily_budget_wh": prefs.daily_budget_wh,
+        "bill_over_installment_share": prefs.bill_over_installment_share,
+        "updated_at": None if prefs.updated_at is None else prefs.updated_at.isoformat(),
+    }
+
+
+def visible_events(events: list[AlertEvent], prefs: AlertPreferences | None) -> list[AlertEvent]:
+    """The events a household is told about (episodes of switched-off kinds are still tracked,
+    so switching a kind back on shows its true state at once)."""
+    return events if prefs is None else [e for e in events if prefs.shows(e.kind)]
+
+
+def visible_open(rendered: Mapping[str, Any], prefs: AlertPreferences | None) -> dict[str, Any]:
+    """``render_open_alerts`` output without the kinds switched off."""
+    if prefs is None:
+        return dict(rendered)
+    out = dict(rendered)
+    out["open"] = [a for a in rendered.get("open", []) if prefs.shows(a["kind"])]
+    out["recent"] = [a for a in rendered.get("recent", []) if prefs.shows(a["kind"])]
+    return out

@@ -380,21 +380,27 @@ def fold_alerts(
     *,
     now: datetime,
     bill: alr.BillProjection | None = None,
+    prefs: alr.AlertPreferences | None = None,
 ) -> tuple[LedgerState, list[alr.AlertEvent]]:
     """Fold the reading into the alert episodes, after ``fold_reading`` of the same reading (the
     battery alerts see the ledger as of this reading). ``now`` is the reception clock.
 
     ``settings`` are the deployment's thresholds; the contract version in force at the reading
     overrides ``daily_budget_wh`` when its ``alerts.daily_budget_wh`` is set (the PDL's own budget;
-    unset = the deployment default)."""
+    unset = the deployment default); the household's own budget and bill threshold (``prefs``,
+    set in the portal) win over both."""
     try:
         when = datetime.fromisoformat(reading["time"])
     except (KeyError, TypeError, ValueError):
         return state, []
     version = effective_at(contract.versions, when) if contract is not None else None
     budget = version.daily_budget_wh if version is not None else None
+    if prefs is not None and prefs.daily_budget_wh is not None:
+        budget = prefs.daily_budget_wh
     if budget is not None and budget != settings.daily_budget_wh:
         settings = replace(settings, daily_budget_wh=budget)
+    if prefs is not None and prefs.bill_over_installment_share is not None:
+        settings = replace(settings, bill_over_installment_share=prefs.bill_over_installment_share)
     alerts, events = alr.fold_reading(
         state.alerts, reading, settings, contract_version=version, battery=state.battery, now=now, bill=bill
     )

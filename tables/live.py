@@ -47,7 +47,24 @@ def live_payload(reading: Mapping[str, Any], *, pdl: str, tz: Any = PARIS) -> di
         "overload": reading.get("overload"),
         "import_wh": _int_or_none(reading.get("import_wh")),
         "export_wh": _int_or_none(reading.get("export_wh")),
+        # Added for the portal page (schema_version 1 stays: fields are only added).
+        "received_at": reading.get("received_at") if isinstance(reading.get("received_at"), str) else None,
+        "import_wh_by_period": _registers(reading.get("import_wh_by_period")),
+        "tempo_today": _colour((reading.get("status") or {}).get("tempo_today")),
+        "tempo_tomorrow": _colour((reading.get("status") or {}).get("tempo_tomorrow")),
     }
+
+
+def _registers(value: Any) -> dict[str, int] | None:
+    """The per-register import indexes (Wh) of the reading, registers without an index left out."""
+    if not isinstance(value, Mapping):
+        return None
+    out = {str(k): v for k, v in ((k, _int_or_none(v)) for k, v in value.items()) if v is not None}
+    return out or None
+
+
+def _colour(value: Any) -> str | None:
+    return value if value in ("blue", "white", "red") else None
 
 
 def payload_time(payload: Mapping[str, Any]) -> datetime:

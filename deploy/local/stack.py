@@ -227,6 +227,34 @@ def ensure_redis_server(*, quiet: bool = False) -> str:
     return path
 
 
+# Debian packages the tests need beyond the stack: the browser tests drive Debian's Chromium with
+# its chromedriver (no browser download: the machines reach Debian's mirror, not browser vendors).
+TEST_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver"}
+
+
+def ensure_debian_packages(binaries: dict[str, str], *, quiet: bool = False) -> dict[str, str]:
+    """``{binary: package}`` -> ``{binary: path}``, installing the missing packages with apt-get
+    (as root); a clear error naming the packages otherwise."""
+    found = {b: shutil.which(b) or (f"/usr/bin/{b}" if Path(f"/usr/bin/{b}").exists() else None) for b in binaries}
+    missing = sorted({binaries[b] for b, path in found.items() if path is None})
+    if not missing:
+        return {b: str(p) for b, p in found.items()}
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise StackError(f"missing Debian package(s) {', '.join(missing)}; install them (apt-get install {' '.join(missing)})")
+    if not quiet:
+        _say(f"installing Debian package(s) {', '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise StackError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    paths = {b: shutil.which(b) or (f"/usr/bin/{b}" if Path(f"/usr/bin/{b}").exists() else None) for b in binaries}
+    still = sorted(b for b, path in paths.items() if path is None)
+    if still:
+        raise StackError(f"installed {', '.join(missing)} but {', '.join(still)} is still not on PATH")
+    return {b: str(p) for b, p in paths.items()}
+
+
 # --------------------------------------------------------------------------- processes
 
 
@@ -418,7 +446,7 @@ def _say(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "reset", "fetch", "env"])
+    parser.add_argument("command", choices=["up", "down", "status", "reset", "fetch", "env", "deps"])
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for health (up)")
     args = parser.parse_args(argv)
     cfg = StackConfig.from_env()
@@ -434,6 +462,11 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"removed {cfg.stack_dir}")
         elif args.command == "fetch":
             print(fetch_kafka(cfg))
+        elif args.command == "deps":  # what the tests need besides the stack (make test)
+            fetch_kafka(cfg)
+            ensure_redis_server()
+            for binary, path in ensure_debian_packages(TEST_PACKAGES).items():
+                print(f"{binary}: {path}")
         elif args.command == "env":
             print(f"LINKY_KAFKA_BOOTSTRAP={cfg.bootstrap_servers}\nLINKY_REDIS_URL={cfg.redis_url}")
         else:

@@ -43,3 +43,16 @@ def test_only_strictly_newer_readings_replace_the_stored_one() -> None:
 def test_reading_without_time_is_refused() -> None:
     with pytest.raises(ValueError):
         live_payload(reading(time=None), pdl="P1")
+
+
+def test_live_payload_carries_what_the_page_shows() -> None:
+    """Reception time (age of the reading), per-register indexes, Tempo colours of today/tomorrow."""
+    p = live_payload(reading(received_at="2026-10-25T01:30:00.250+00:00",
+                             import_wh_by_period={"EASF01": 700, "EASF02": 300, "EASF03": None},
+                             status={"tempo_today": "white", "tempo_tomorrow": "red"}), pdl="P1")  # fmt: skip
+    assert p["received_at"] == "2026-10-25T01:30:00.250+00:00"
+    assert p["import_wh_by_period"] == {"EASF01": 700, "EASF02": 300}
+    assert (p["tempo_today"], p["tempo_tomorrow"]) == ("white", "red")
+    bare = live_payload(reading(status={"tempo_today": "mauve"}), pdl="P1")
+    assert (bare["received_at"], bare["import_wh_by_period"], bare["tempo_today"], bare["tempo_tomorrow"]) == (
+        None, None, None, None)  # fmt: skip
