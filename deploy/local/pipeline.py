@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = local_stack.StackConfig.from_env()
     local_stack.up(cfg)
     env = dict(os.environ, LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_url,
+               LINKY_REDIS_USERNAME="linky-worker",
+               LINKY_REDIS_PASSWORD_FILE=str(cfg.redis_password_file("linky-worker")),
                LINKY_DATADIR=str(cfg.stack_dir / "worker-data"), PYTHONUNBUFFERED="1")
     pipeline = Pipeline(cfg, env)
     try:
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.spawn("edge", ["teleinfo", "publish", *devices, "--metrics-port", str(EDGE_METRICS_PORT),
                                 "--spool-dir", str(cfg.stack_dir / "spool")])
         _print_help(cfg, pdls)
-        asyncio.run(_watch_redis(cfg.redis_url, pipeline, args.duration, args.verbose, pdls))
+        asyncio.run(_watch_redis(cfg.redis_admin_url, pipeline, args.duration, args.verbose, pdls))
     except KeyboardInterrupt:
         pass
     except RuntimeError as exc:
@@ -170,8 +172,10 @@ def _set_demo_contracts(pipeline: Pipeline, producers: list[dict]) -> None:
 def _print_help(cfg: local_stack.StackConfig, pdls: list[str]) -> None:
     pdl = pdls[0] if pdls else "<pdl>"
     _say("pipeline running; Ctrl-C stops it (the stack stays up: `make stack-down` stops it)")
-    _say(f"watch one PDL:   redis-cli -p {cfg.redis_port} SUBSCRIBE linky:{pdl}:live linky:{pdl}:conso linky:{pdl}:battery")
-    _say(f"latest snapshot: redis-cli -p {cfg.redis_port} GET linky:{pdl}:conso")
+    cli = (f"REDISCLI_AUTH=$(cat {cfg.redis_password_file('linky-portal')}) "
+           f"redis-cli -p {cfg.redis_port} --user linky-portal")
+    _say(f"watch one PDL:   {cli} SUBSCRIBE linky:{pdl}:live linky:{pdl}:conso linky:{pdl}:battery")
+    _say(f"latest snapshot: {cli} GET linky:{pdl}:conso")
     _say(f"query:           curl 'http://127.0.0.1:6066/pdl/{pdl}/consumption?granularity=hour'")
     _say(f"metrics:         curl http://127.0.0.1:6066/metrics ; curl http://127.0.0.1:{EDGE_METRICS_PORT}/metrics")
 
