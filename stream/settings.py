@@ -95,6 +95,7 @@ class Settings:
     portal_cookie_secure: bool = False  # Secure cookies: set true behind TLS (production)
     portal_page_path: str = "/"  # where /login redirects
     portal_cors_origins: str = ""  # space-separated allowed origins; "" = CORS closed
+    portal_trust_forwarded_for: bool = False  # client address = last X-Forwarded-For entry (behind one proxy)
     portal_lockout_attempts: int = 3  # failed authentications from one address...
     portal_lockout_window_seconds: float = 3600.0  # ...within this window...
     portal_lockout_seconds: float = 3 * 3600.0  # ...lock the address this long (the GEG rule)
