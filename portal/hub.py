@@ -34,6 +34,7 @@ from portal import metrics
 log = logging.getLogger(__name__)
 
 CHANNELS = ("live", "conso", "battery", "surplus", "alerts")
+POOL_SIZE = 16  # Redis connections of the hub: the pub/sub one and the snapshot GETs
 Event = tuple[str, bytes]  # (SSE event name, data)
 
 
@@ -162,9 +163,13 @@ class Hub:
     def client(self) -> aioredis.Redis:
         """The non-pub/sub connection pool (GET of snapshot keys)."""
         if self._client is None:
-            self._client = aioredis.Redis.from_url(
-                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-                retry=Retry(NoBackoff(), 0), retry_on_timeout=False, **self.credentials)
+            # a bounded pool that makes callers wait for a free connection (redis-py's default pool
+            # raises MaxConnectionsError): 1,000 browsers joining at once share POOL_SIZE connections
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=POOL_SIZE, timeout=self.timeout * 2, socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0), retry_on_timeout=False,
+                **self.credentials)
+            self._client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         return self._client
 
     # ------------------------------------------------------------------ browsers
