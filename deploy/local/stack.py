@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -169,20 +170,7 @@ def up(cfg: StackConfig | None = None, *, timeout: float = 120.0, quiet: bool = 
         d.mkdir(parents=True, exist_ok=True)
     fetch_kafka(cfg, quiet=quiet)
     ensure_redis_server(quiet=quiet)
-    started = {"kafka": False, "redis": False}
-    acl_changed = write_redis_acl(cfg)
-    pid = _running_pid(cfg, "redis")
-    if pid is not None and (acl_changed or _redis_ping(cfg.redis_port, None, None)):
-        # an older stack (started without ACLs: the default user still answers) or new passwords:
-        # redis keeps nothing on disk here, restart it with the ACL file
-        say("redis: running without this stack's ACL file; restarting it with ACLs")
-        _terminate(pid, grace=10.0)
-        (cfg.run / "redis.pid").unlink(missing_ok=True)
-    if _running_pid(cfg, "redis") is None:
-        _refuse_taken_port(cfg.redis_port, "redis", "LINKY_REDIS_PORT")
-        _start_redis(cfg)
-        started["redis"] = True
-        say(f"redis: started on 127.0.0.1:{cfg.redis_port}")
+    started = {"kafka": False, "redis": ensure_redis(cfg, say)}
     if _running_pid(cfg, "kafka") is None:
         _refuse_taken_port(cfg.kafka_port, "kafka", "LINKY_KAFKA_PORT")
         _refuse_taken_port(cfg.controller_port, "kafka controller", "LINKY_KAFKA_CONTROLLER_PORT")
@@ -192,6 +180,26 @@ def up(cfg: StackConfig | None = None, *, timeout: float = 120.0, quiet: bool = 
     wait_healthy(cfg, timeout=timeout)
     say(f"stack healthy: kafka {cfg.bootstrap_servers}, redis {cfg.redis_url}; data and logs in {cfg.stack_dir}")
     return started
+
+
+def ensure_redis(cfg: StackConfig, say: Callable[[str], None] = lambda _: None) -> bool:
+    """Start redis-server with the ACL file unless ours already runs with it; True if started now.
+
+    A redis of ours running without the ACL file (an older ``.stack/``: the default user still
+    answers PING) or with other passwords is restarted: it keeps nothing on disk here, and the
+    worker rewrites its snapshot keys when Redis answers again."""
+    acl_changed = write_redis_acl(cfg)
+    pid = _running_pid(cfg, "redis")
+    if pid is not None and (acl_changed or _redis_ping(cfg.redis_port, None, None)):
+        say("redis: running without this stack's ACL file; restarting it with ACLs")
+        _terminate(pid, grace=10.0)
+        (cfg.run / "redis.pid").unlink(missing_ok=True)
+    if _running_pid(cfg, "redis") is not None:
+        return False
+    _refuse_taken_port(cfg.redis_port, "redis", "LINKY_REDIS_PORT")
+    _start_redis(cfg)
+    say(f"redis: started on 127.0.0.1:{cfg.redis_port}")
+    return True
 
 
 def down(cfg: StackConfig | None = None, *, quiet: bool = False) -> list[str]:

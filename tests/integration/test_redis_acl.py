@@ -7,8 +7,10 @@ connection itself is broken."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -128,3 +130,34 @@ def test_the_acl_file_keeps_no_clear_password(stack: local_stack.StackConfig) ->
         password = stack.redis_password(user)
         assert len(password) >= 24 and password not in text
         assert (stack.redis_password_file(user).stat().st_mode & 0o077) == 0
+
+
+def test_an_older_redis_without_acls_is_restarted_with_them(stack: local_stack.StackConfig, tmp_path: Path) -> None:
+    """A ``.stack/`` from before the ACLs: our redis-server runs with the default user open.
+    ``up`` (its Redis part, ``ensure_redis``) restarts it with the ACL file."""
+    from tests.conftest import free_port
+
+    cfg = local_stack.StackConfig(stack_dir=tmp_path / "old", cache_dir=stack.cache_dir, kafka_port=free_port(),
+                                  controller_port=free_port(), redis_port=free_port(), kafka_heap="64m")
+    for d in (cfg.logs, cfg.run, cfg.stack_dir / "redis"):
+        d.mkdir(parents=True, exist_ok=True)
+    exe = local_stack.ensure_redis_server(quiet=True)
+    local_stack._spawn(cfg, "redis", [exe, "--bind", "127.0.0.1", "--port", str(cfg.redis_port), "--save", "",
+                                      "--appendonly", "no", "--logfile", str(cfg.logs / "redis.log")],
+                       cfg.logs / "redis.out")  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not local_stack._redis_ping(cfg.redis_port, None, None):
+            assert time.monotonic() < deadline, "the old-style redis did not start"
+            time.sleep(0.1)
+        old_pid = local_stack._running_pid(cfg, "redis")
+        assert local_stack.ensure_redis(cfg) is True
+        deadline = time.monotonic() + 20
+        while not local_stack._redis_admin_ping(cfg):
+            assert time.monotonic() < deadline, "redis did not come back with ACLs"
+            time.sleep(0.1)
+        assert local_stack._running_pid(cfg, "redis") not in (None, old_pid)
+        assert local_stack._redis_ping(cfg.redis_port, None, None) is False  # default user off now
+        assert local_stack.ensure_redis(cfg) is False  # idempotent: same ACL file, not restarted
+    finally:
+        local_stack.down(cfg, quiet=True)

@@ -121,3 +121,38 @@ def test_issue_token_computes_exp_from_the_clock() -> None:
         token = issue_token(SECRET, [PDL_A], 900, sub="s")
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False})
     assert claims == {"pdls": [PDL_A], "exp": int(AT.timestamp()) + 900, "iat": int(AT.timestamp()), "sub": "s"}
+
+
+async def test_jwks_url_mode_fetches_the_keys_off_the_event_loop() -> None:
+    import http.server
+    import threading
+
+    key = KeyPair("ES256", "ec-url")
+    body = jwks(key).encode()
+    fetched: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            fetched.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        auth = Authenticator(jwks_url=f"http://127.0.0.1:{server.server_port}/jwks.json")
+        assert auth.mode == "jwks-url"
+        assert (await auth.verify(key.token([PDL_A]))).pdls == (PDL_A,)
+        assert (await auth.verify(key.token([PDL_B]))).pdls == (PDL_B,)
+        assert fetched == ["/jwks.json"]  # cached
+        assert await reason(auth, KeyPair("ES256", "ec-url").token([PDL_A])) == "bad_signature"
+        assert await reason(auth, hs_token([PDL_A])) == "bad_signature"
+    finally:
+        server.shutdown()
+        server.server_close()
