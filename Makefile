@@ -51,6 +51,7 @@ bench: stack-up
 	$(PY) bench/decode.py
 	$(PY) bench/edge_reader.py
 	$(PY) bench/stream_throughput.py
+	$(PY) bench/portal.py
 
 clean: stack-down
 	rm -rf $(VENV) .stack .cache portal/page/node_modules portal/page/dist

@@ -144,7 +144,7 @@ def run_one(
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LINKY_")}
     env.update(
-        LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_url, LINKY_READINGS_TOPIC=topic,
+        LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_worker_url, LINKY_READINGS_TOPIC=topic,
         LINKY_CONTRACTS_TOPIC=f"{topic}.contracts", LINKY_APP_ID=f"bench-{kind}-{tag}",
         LINKY_DATADIR=str(workdir / f"{kind}-{tag}"), LINKY_WEB_PORT=str(port), PYTHONPATH=str(ROOT),
     )  # fmt: skip

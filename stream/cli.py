@@ -9,7 +9,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
         print("usage: linky-stream worker [faust worker options]   run a stream worker (faust -A stream.app worker)\n"
-              "       linky-stream contract set|show|anchor PDL ...  customer contracts (docs/battery.md)")
+              "       linky-stream contract set|show|anchor PDL ...  customer contracts (docs/battery.md)\n"
+              "       linky-stream portal                          run the customer portal (docs/portal.md)\n"
+              "       linky-stream portal token PDL... [--ttl 1h]  issue a demo token, print its login URL")
         return 0
     if argv[0] == "worker":
         from stream.app import app
@@ -19,5 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[0] == "contract":  # contract set|show|anchor PDL ... (stream/contract_cli.py)
         return __import__("stream.contract_cli", fromlist=["main"]).main(argv[1:])
+    if argv[0] == "portal":  # portal [serve] | portal token PDL... (portal/cli.py)
+        return __import__("portal.cli", fromlist=["main"]).main(argv[1:])
     print(f"linky-stream: unknown command {argv[0]!r}", file=sys.stderr)
     return 2

@@ -65,8 +65,10 @@ class RedisPublisher:
         batch_size: int = 256,
         linger_seconds: float = 0.0,
         client_factory: Callable[[], Any] | None = None,
+        credentials: Mapping[str, Any] | None = None,
     ) -> None:
         self.url = url
+        self._credentials = dict(credentials or {})  # username/password (stream/redis_auth.py)
         self.timeout = timeout_seconds
         self.queue_size = queue_size
         self.retry_seconds = retry_seconds
@@ -192,6 +194,7 @@ class RedisPublisher:
             socket_connect_timeout=self.timeout,
             retry=Retry(NoBackoff(), 0),
             retry_on_timeout=False,
+            **self._credentials,
         )
 
     def _connection(self) -> Any:

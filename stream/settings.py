@@ -37,7 +37,10 @@ class Settings:
     rocksdb_wal: bool = False  # RocksDB write-ahead log of local tables (the changelogs are the durable copy)
     producer_linger_seconds: float = 0.02  # faust's producer_linger: changelog records are batched this long
     # Redis
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = "redis://127.0.0.1:6379/0"  # may carry user:password (it then wins over the two below)
+    redis_username: str = ""  # the worker's Redis ACL user (linky-worker on the local stack)
+    redis_password_file: str = ""  # file holding its password (.stack/secrets/redis-linky-worker.password)
+    redis_password: str = ""  # or the password itself (prefer the file: env vars leak into ps/logs)
     redis_timeout_seconds: float = 0.5
     redis_queue_size: int = 10_000  # payloads waiting for Redis before new ones are dropped
     redis_retry_seconds: float = 1.0  # ping interval while Redis is down
@@ -75,6 +78,37 @@ class Settings:
     alert_bill_min_elapsed_hours: float = 72.0  # ...once this much of the month has data
     # Bills (docs/cost.md): deduct the surplus cagnotte from the month's estimated bill
     bill_deduct_cagnotte: bool = True
+    # Customer portal (portal/, docs/portal.md)
+    portal_host: str = "127.0.0.1"
+    portal_port: int = 6080
+    portal_metrics_host: str = "127.0.0.1"
+    portal_metrics_port: int = 6081  # /metrics on its own port; 0 = none
+    portal_public_url: str = ""  # URL people open (printed by `portal token`); "" = http://host:port
+    portal_worker_url: str = "http://127.0.0.1:6066"  # any worker: it forwards to the partition owner
+    portal_worker_timeout_seconds: float = 5.0
+    portal_redis_url: str = "redis://127.0.0.1:6379/0"
+    portal_redis_username: str = "linky-portal"
+    portal_redis_password_file: str = ""
+    portal_redis_password: str = ""
+    portal_jwt_secret: str = ""  # HS256 shared secret (simple set-ups); or the file below
+    portal_jwt_secret_file: str = ""
+    portal_jwks_url: str = ""  # RS256/ES256: the supplier identity provider's public keys
+    portal_jwks_file: str = ""
+    portal_jwt_audience: str = ""  # when set, tokens must carry this "aud"
+    portal_jwt_issuer: str = ""  # when set, tokens must carry this "iss"
+    portal_jwt_leeway_seconds: float = 0.0  # tolerated clock skew on exp/nbf
+    portal_session_secret_file: str = ""  # key signing session cookies; "" = random per process
+    portal_cookie_secure: bool = False  # Secure cookies: set true behind TLS (production)
+    portal_page_path: str = "/"  # where /login redirects
+    portal_cors_origins: str = ""  # space-separated allowed origins; "" = CORS closed
+    portal_trust_forwarded_for: bool = False  # client address = last X-Forwarded-For entry (behind one proxy)
+    portal_lockout_attempts: int = 3  # failed authentications from one address...
+    portal_lockout_window_seconds: float = 3600.0  # ...within this window...
+    portal_lockout_seconds: float = 3 * 3600.0  # ...lock the address this long (the GEG rule)
+    portal_max_request_bytes: int = 4096  # request body limit (every route is a GET)
+    portal_sse_heartbeat_seconds: float = 15.0
+    portal_client_queue: int = 64  # events waiting for one browser before coalescing to the newest
+    portal_redis_retry_seconds: float = 1.0
     # Clock (stream/clock.py): seconds added to the system clock, for tests and rehearsals only
     clock_offset_seconds: float = 0.0
     # Logging

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from stream import metrics
 from stream.decode_cache import DecodeCache
 from stream.app import app, pdl_table, settings
+from stream import redis_auth
 from stream.redis_publisher import RedisPublisher, Snapshot, encode
 from tables.consumption import (
     ConsumptionConfig,
@@ -56,6 +57,7 @@ publisher = RedisPublisher(
     queue_size=settings.redis_queue_size,
     retry_seconds=settings.redis_retry_seconds,
     linger_seconds=settings.redis_linger_seconds,
+    credentials=redis_auth.credentials(settings.redis_username, settings.redis_password_file, settings.redis_password),
 )
 
 

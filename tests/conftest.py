@@ -91,7 +91,25 @@ def kafka_bootstrap(stack: local_stack.StackConfig) -> str:
 
 @pytest.fixture(scope="session")
 def redis_url(stack: local_stack.StackConfig) -> str:
-    return stack.redis_url
+    """The tests' own Redis client: the stack's admin user (every command; the stack has ACLs)."""
+    return stack.redis_admin_url
+
+
+@pytest.fixture(scope="session")
+def redis_admin_url(stack: local_stack.StackConfig) -> str:
+    return stack.redis_admin_url
+
+
+@pytest.fixture(scope="session")
+def redis_worker_url(stack: local_stack.StackConfig) -> str:
+    """What a worker subprocess gets as LINKY_REDIS_URL: the ``linky-worker`` ACL user."""
+    return stack.redis_worker_url
+
+
+@pytest.fixture(scope="session")
+def redis_portal_url(stack: local_stack.StackConfig) -> str:
+    """The ``linky-portal`` ACL user (SUBSCRIBE/GET on ``linky:*``, PING)."""
+    return stack.redis_portal_url
 
 
 @pytest.fixture

@@ -8,7 +8,10 @@ It brings the stack up, then starts, each as its own process with its log under 
 1. ``teleinfo simulate --pty`` — simulated Linky meters (unless ``--device`` is given);
 2. ``teleinfo publish DEVICE...`` — the edge reader: decode, validate, spool, publish to Kafka;
 3. ``linky-stream worker`` — the Faust worker: tables in RocksDB, Redis channels, HTTP, /metrics;
-4. contracts for the simulated producer PDLs (virtual battery), when the contract CLI exists;
+4. ``linky-stream portal`` — the customer portal (docs/portal.md) on 127.0.0.1:6080, shared-secret
+   mode with ``.stack/secrets/portal-jwt.secret``; a login URL with a demo token is printed for
+   each simulated meter;
+5. contracts for the simulated producer PDLs (virtual battery), when the contract CLI exists;
 
 and summarises what arrives on Redis (``linky:*``) per PDL until Ctrl-C or ``--duration`` seconds.
 """
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -28,10 +32,12 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from stream import clock
+from stream.settings import Settings
 from deploy.local import stack as local_stack
 
 PARIS = ZoneInfo("Europe/Paris")
 EDGE_METRICS_PORT = 9105
+DEMO_TOKEN_TTL = 12 * 3600.0
 SUMMARY_SECONDS = 5.0
 
 
@@ -88,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = local_stack.StackConfig.from_env()
     local_stack.up(cfg)
     env = dict(os.environ, LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_url,
+               LINKY_REDIS_USERNAME="linky-worker",
+               LINKY_REDIS_PASSWORD_FILE=str(cfg.redis_password_file("linky-worker")),
                LINKY_DATADIR=str(cfg.stack_dir / "worker-data"), PYTHONUNBUFFERED="1")
     pipeline = Pipeline(cfg, env)
     try:
@@ -109,10 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         # Contracts first: readings and contracts travel on two topics with no order between them.
         _set_demo_contracts(pipeline, meters if not args.device else [])
         pipeline.spawn("worker", ["stream", "worker", "-l", "info"])
+        portal_env = portal_settings(cfg)
+        pipeline.env.update(portal_env)
+        pipeline.spawn("portal", ["stream", "portal"])
         pipeline.spawn("edge", ["teleinfo", "publish", *devices, "--metrics-port", str(EDGE_METRICS_PORT),
                                 "--spool-dir", str(cfg.stack_dir / "spool")])
         _print_help(cfg, pdls)
-        asyncio.run(_watch_redis(cfg.redis_url, pipeline, args.duration, args.verbose, pdls))
+        _print_portal_urls(cfg, portal_env, pdls)
+        asyncio.run(_watch_redis(cfg.redis_admin_url, pipeline, args.duration, args.verbose, pdls))
     except KeyboardInterrupt:
         pass
     except RuntimeError as exc:
@@ -191,12 +203,45 @@ def _set_demo_contracts(pipeline: Pipeline, meters: list[dict]) -> None:
 def _print_help(cfg: local_stack.StackConfig, pdls: list[str]) -> None:
     pdl = pdls[0] if pdls else "<pdl>"
     _say("pipeline running; Ctrl-C stops it (the stack stays up: `make stack-down` stops it)")
-    _say(f"watch one PDL:   redis-cli -p {cfg.redis_port} SUBSCRIBE linky:{pdl}:live linky:{pdl}:conso linky:{pdl}:battery")
-    _say(f"latest snapshot: redis-cli -p {cfg.redis_port} GET linky:{pdl}:conso")
-    _say(f"query:           curl 'http://127.0.0.1:6066/pdl/{pdl}/consumption?granularity=hour'")
-    _say(f"bill, index:     curl 'http://127.0.0.1:6066/pdl/{pdl}/bill' ; "
-         f"curl 'http://127.0.0.1:6066/pdl/{pdl}/index?granularity=day&format=csv'")
-    _say(f"metrics:         curl http://127.0.0.1:6066/metrics ; curl http://127.0.0.1:{EDGE_METRICS_PORT}/metrics")
+    cli = (f"REDISCLI_AUTH=$(cat {cfg.redis_password_file('linky-portal')}) "
+           f"redis-cli -p {cfg.redis_port} --user linky-portal")
+    _say(f"watch one PDL:   {cli} SUBSCRIBE linky:{pdl}:live linky:{pdl}:conso linky:{pdl}:battery")
+    _say(f"latest snapshot: {cli} GET linky:{pdl}:conso")
+    web = f"http://127.0.0.1:{Settings.from_env().web_port}"
+    _say(f"query:           curl '{web}/pdl/{pdl}/consumption?granularity=hour'")
+    _say(f"bill, index:     curl '{web}/pdl/{pdl}/bill' ; curl '{web}/pdl/{pdl}/index?granularity=day&format=csv'")
+    _say(f"metrics:         curl {web}/metrics ; curl http://127.0.0.1:{EDGE_METRICS_PORT}/metrics")
+
+
+def portal_settings(cfg: local_stack.StackConfig) -> dict[str, str]:
+    """The portal's environment on the local stack; writes the shared JWT secret on first use."""
+    secret = cfg.secrets_dir / "portal-jwt.secret"
+    if not secret.exists():
+        cfg.secrets_dir.mkdir(parents=True, exist_ok=True)
+        secret.touch(mode=0o600)
+        secret.write_text(secrets.token_urlsafe(32) + "\n")
+    return {
+        "LINKY_PORTAL_REDIS_URL": cfg.redis_url, "LINKY_PORTAL_REDIS_USERNAME": "linky-portal",
+        "LINKY_PORTAL_REDIS_PASSWORD_FILE": str(cfg.redis_password_file("linky-portal")),
+        "LINKY_PORTAL_JWT_SECRET_FILE": str(secret),
+        "LINKY_PORTAL_WORKER_URL": f"http://127.0.0.1:{Settings.from_env().web_port}",
+    }
+
+
+def _print_portal_urls(cfg: local_stack.StackConfig, portal_env: dict[str, str], pdls: list[str]) -> None:
+    from portal.auth import issue_token
+
+    secret = open(portal_env["LINKY_PORTAL_JWT_SECRET_FILE"]).read().strip().encode()
+    settings = Settings.from_env()
+    base = (settings.portal_public_url or f"http://{settings.portal_host}:{settings.portal_port}").rstrip("/")
+    _say(f"portal:          {base} (metrics on :{settings.portal_metrics_port}); demo tokens valid {DEMO_TOKEN_TTL / 3600:.0f} h, one PDL each:")
+    for pdl in pdls:
+        token = issue_token(secret, [pdl], DEMO_TOKEN_TTL, sub=f"demo-{pdl[-4:]}")
+        print(f"[run] portal for {pdl}: {base}/login?token={token}", file=sys.stderr, flush=True)
+    if pdls:
+        _say(f"API with a token: curl -H \"Authorization: Bearer $(LINKY_PORTAL_JWT_SECRET_FILE="
+             f"{portal_env['LINKY_PORTAL_JWT_SECRET_FILE']} .venv/bin/linky-stream portal token {pdls[0]} "
+             f"--token-only)\" {base}/api/pdl/{pdls[0]}/events")
 
 
 async def _watch_redis(url: str, pipeline: Pipeline, duration: float | None, verbose: bool,

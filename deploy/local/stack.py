@@ -4,7 +4,9 @@ Everything runs on 127.0.0.1 and lives under one git-ignored folder (``.stack/``
 
     .stack/kafka/server.properties   broker+controller config (written on ``up``)
     .stack/kafka/data/               KRaft metadata and topic data
-    .stack/redis/                    redis working dir
+    .stack/redis/                    redis working dir; users.acl (the ACL file, written on ``up``)
+    .stack/secrets/redis-<user>.password   the Redis users' passwords (generated on first ``up``,
+                                     or taken from LINKY_REDIS_PASSWORD_{ADMIN,WORKER,PORTAL})
     .stack/logs/kafka/server.log     broker log (log4j2), .stack/logs/kafka.out (JVM stdout/stderr)
     .stack/logs/redis.log            redis log
     .stack/run/{kafka,redis}.pid     pids of the processes *we* started
@@ -23,7 +25,9 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -32,8 +36,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -44,6 +50,24 @@ HERE = Path(__file__).resolve().parent
 KAFKA_VERSION = os.environ.get("LINKY_KAFKA_VERSION", "4.4.0")
 LOG4J_VERSION = "2.25.5"  # the log4j2 version Kafka 4.x itself pins
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+
+
+# Redis users (docs/deployment.md "Privacy"). The default user is disabled: every connection
+# authenticates. Rules are exactly what each client sends:
+# - linky-worker (stream/redis_publisher.py): PUBLISH + MSET of each batch, SET of the snapshot
+#   rewrite after an outage, PING while Redis is down; GET is granted (the issue's contract; the
+#   worker reads nothing today). Keys and channels ``linky:*`` only.
+# - linky-portal (portal/hub.py): SUBSCRIBE/UNSUBSCRIBE on channels ``linky:*``, GET of the
+#   snapshot keys ``linky:*`` (read-only key pattern), PING (health).
+# - linky-admin: everything; the stack's own health check, the tests, operators (redis-cli).
+# redis-py also sends ``CLIENT SETINFO`` after AUTH; it is refused for the two service users and
+# redis-py ignores that refusal.
+REDIS_USERS: dict[str, str] = {
+    "linky-admin": "~* &* +@all",
+    "linky-worker": "resetkeys ~linky:* resetchannels &linky:* -@all +ping +publish +set +get +mset",
+    "linky-portal": "resetkeys %R~linky:* resetchannels &linky:* -@all +ping +subscribe +unsubscribe +get",
+}
+REDIS_ROLES = {"admin": "linky-admin", "worker": "linky-worker", "portal": "linky-portal"}
 
 
 class StackError(RuntimeError):
@@ -80,7 +104,44 @@ class StackConfig:
 
     @property
     def redis_url(self) -> str:
+        """The address only (no credentials): combine with a user's password file."""
         return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.stack_dir / "secrets"
+
+    def redis_password_file(self, user: str) -> Path:
+        """``.stack/secrets/redis-<user>.password`` (written by ``up``)."""
+        return self.secrets_dir / f"redis-{user}.password"
+
+    def redis_password(self, user: str) -> str:
+        """The password of ``user``: ``LINKY_REDIS_PASSWORD_<ROLE>`` if set, else its file."""
+        role = next((r for r, u in REDIS_ROLES.items() if u == user), None)
+        from_env = os.environ.get(f"LINKY_REDIS_PASSWORD_{role.upper()}") if role else None
+        if from_env:
+            return from_env
+        try:
+            return self.redis_password_file(user).read_text().strip()
+        except OSError:
+            raise StackError(f"no password for redis user {user}: run `python -m deploy.local up` first "
+                             f"(it writes {self.redis_password_file(user)})") from None
+
+    def redis_url_for(self, user: str) -> str:
+        """``redis://user:password@127.0.0.1:port/0`` (for tests and tools; services use files)."""
+        return f"redis://{quote(user, safe='')}:{quote(self.redis_password(user), safe='')}@127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def redis_admin_url(self) -> str:
+        return self.redis_url_for("linky-admin")
+
+    @property
+    def redis_worker_url(self) -> str:
+        return self.redis_url_for("linky-worker")
+
+    @property
+    def redis_portal_url(self) -> str:
+        return self.redis_url_for("linky-portal")
 
     @property
     def kafka_libs(self) -> Path:
@@ -109,12 +170,7 @@ def up(cfg: StackConfig | None = None, *, timeout: float = 120.0, quiet: bool = 
         d.mkdir(parents=True, exist_ok=True)
     fetch_kafka(cfg, quiet=quiet)
     ensure_redis_server(quiet=quiet)
-    started = {"kafka": False, "redis": False}
-    if _running_pid(cfg, "redis") is None:
-        _refuse_taken_port(cfg.redis_port, "redis", "LINKY_REDIS_PORT")
-        _start_redis(cfg)
-        started["redis"] = True
-        say(f"redis: started on 127.0.0.1:{cfg.redis_port}")
+    started = {"kafka": False, "redis": ensure_redis(cfg, say)}
     if _running_pid(cfg, "kafka") is None:
         _refuse_taken_port(cfg.kafka_port, "kafka", "LINKY_KAFKA_PORT")
         _refuse_taken_port(cfg.controller_port, "kafka controller", "LINKY_KAFKA_CONTROLLER_PORT")
@@ -124,6 +180,26 @@ def up(cfg: StackConfig | None = None, *, timeout: float = 120.0, quiet: bool = 
     wait_healthy(cfg, timeout=timeout)
     say(f"stack healthy: kafka {cfg.bootstrap_servers}, redis {cfg.redis_url}; data and logs in {cfg.stack_dir}")
     return started
+
+
+def ensure_redis(cfg: StackConfig, say: Callable[[str], None] = lambda _: None) -> bool:
+    """Start redis-server with the ACL file unless ours already runs with it; True if started now.
+
+    A redis of ours running without the ACL file (an older ``.stack/``: the default user still
+    answers PING) or with other passwords is restarted: it keeps nothing on disk here, and the
+    worker rewrites its snapshot keys when Redis answers again."""
+    acl_changed = write_redis_acl(cfg)
+    pid = _running_pid(cfg, "redis")
+    if pid is not None and (acl_changed or _redis_ping(cfg.redis_port, None, None)):
+        say("redis: running without this stack's ACL file; restarting it with ACLs")
+        _terminate(pid, grace=10.0)
+        (cfg.run / "redis.pid").unlink(missing_ok=True)
+    if _running_pid(cfg, "redis") is not None:
+        return False
+    _refuse_taken_port(cfg.redis_port, "redis", "LINKY_REDIS_PORT")
+    _start_redis(cfg)
+    say(f"redis: started on 127.0.0.1:{cfg.redis_port}")
+    return True
 
 
 def down(cfg: StackConfig | None = None, *, quiet: bool = False) -> list[str]:
@@ -155,7 +231,7 @@ def status(cfg: StackConfig | None = None) -> dict[str, dict[str, object]]:
         "redis": {
             "pid": _running_pid(cfg, "redis"),
             "address": f"127.0.0.1:{cfg.redis_port}",
-            "healthy": _redis_ping(cfg.redis_port),
+            "healthy": _redis_admin_ping(cfg),
             "log": str(cfg.logs / "redis.log"),
         },
     }
@@ -164,7 +240,7 @@ def status(cfg: StackConfig | None = None) -> dict[str, dict[str, object]]:
 def wait_healthy(cfg: StackConfig, *, timeout: float = 120.0) -> None:
     """Wait until Kafka answers a metadata request and Redis answers PING, or raise StackError."""
     deadline = time.monotonic() + timeout
-    checks = {"redis": lambda: _redis_ping(cfg.redis_port), "kafka": lambda: _kafka_healthy(cfg)}
+    checks = {"redis": lambda: _redis_admin_ping(cfg), "kafka": lambda: _kafka_healthy(cfg)}
     logs = {"redis": cfg.logs / "redis.log", "kafka": cfg.logs / "kafka" / "server.log"}
     for name, check in checks.items():
         while not check():
@@ -253,6 +329,32 @@ def ensure_debian_packages(binaries: dict[str, str], *, quiet: bool = False) -> 
     if still:
         raise StackError(f"installed {', '.join(missing)} but {', '.join(still)} is still not on PATH")
     return {b: str(p) for b, p in paths.items()}
+def write_redis_acl(cfg: StackConfig) -> bool:
+    """Write the passwords (first time, or from env vars) and ``.stack/redis/users.acl``.
+
+    Passwords are kept as SHA-256 in the ACL file (``#<hex>``), in clear only in the 0600 files.
+    Returns True when the ACL file changed (a running redis must be restarted to use it)."""
+    cfg.secrets_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(cfg.secrets_dir, 0o700)
+    lines = ["user default off resetkeys resetchannels -@all"]  # an ACL file has no comments
+    for role, user in REDIS_ROLES.items():
+        path = cfg.redis_password_file(user)
+        password = os.environ.get(f"LINKY_REDIS_PASSWORD_{role.upper()}") or (
+            path.read_text().strip() if path.exists() else secrets.token_urlsafe(24))
+        if not path.exists() or path.read_text().strip() != password:
+            path.touch(mode=0o600)
+            os.chmod(path, 0o600)
+            path.write_text(password + "\n")
+        digest = hashlib.sha256(password.encode()).hexdigest()
+        lines.append(f"user {user} on #{digest} {REDIS_USERS[user]}")
+    text = "\n".join(lines) + "\n"
+    acl = cfg.stack_dir / "redis" / "users.acl"
+    acl.parent.mkdir(parents=True, exist_ok=True)
+    old = acl.read_text() if acl.exists() else None
+    if old != text:
+        acl.write_text(text)
+        os.chmod(acl, 0o600)
+    return old is not None and old != text
 
 
 # --------------------------------------------------------------------------- processes
@@ -264,6 +366,7 @@ def _start_redis(cfg: StackConfig) -> None:
         ensure_redis_server(quiet=True), "--bind", "127.0.0.1", "--port", str(cfg.redis_port),
         "--dir", str(workdir), "--logfile", str(cfg.logs / "redis.log"),
         "--daemonize", "no", "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+        "--aclfile", str(workdir / "users.acl"),
     ]
     _spawn(cfg, "redis", cmd, cfg.logs / "redis.out")
 
@@ -387,13 +490,34 @@ def _refuse_taken_port(port: int, what: str, env_var: str) -> None:
 # --------------------------------------------------------------------------- health checks
 
 
-def _redis_ping(port: int) -> bool:
+def _redis_ping(port: int, user: str | None, password: str | None) -> bool:
+    """PING (after ``AUTH user password`` when a user is given) answered with PONG."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
-            s.sendall(b"*1\r\n$4\r\nPING\r\n")
+            if user is not None and password is not None:
+                s.sendall(_resp("AUTH", user, password))
+                if not s.recv(256).startswith(b"+OK"):
+                    return False
+            s.sendall(_resp("PING"))
             return s.recv(64).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def _redis_admin_ping(cfg: StackConfig) -> bool:
+    try:
+        password = cfg.redis_password("linky-admin")
+    except StackError:
+        return False
+    return _redis_ping(cfg.redis_port, "linky-admin", password)
+
+
+def _resp(*args: str) -> bytes:
+    out = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
 
 
 def _kafka_healthy(cfg: StackConfig) -> bool:
@@ -468,7 +592,11 @@ def main(argv: list[str] | None = None) -> int:
             for binary, path in ensure_debian_packages(TEST_PACKAGES).items():
                 print(f"{binary}: {path}")
         elif args.command == "env":
-            print(f"LINKY_KAFKA_BOOTSTRAP={cfg.bootstrap_servers}\nLINKY_REDIS_URL={cfg.redis_url}")
+            print(f"LINKY_KAFKA_BOOTSTRAP={cfg.bootstrap_servers}\nLINKY_REDIS_URL={cfg.redis_url}\n"
+                  f"LINKY_REDIS_USERNAME=linky-worker\n"
+                  f"LINKY_REDIS_PASSWORD_FILE={cfg.redis_password_file('linky-worker')}\n"
+                  f"LINKY_PORTAL_REDIS_URL={cfg.redis_url}\nLINKY_PORTAL_REDIS_USERNAME=linky-portal\n"
+                  f"LINKY_PORTAL_REDIS_PASSWORD_FILE={cfg.redis_password_file('linky-portal')}")
         else:
             ok = True
             for name, st in status(cfg).items():

@@ -46,13 +46,13 @@ CAPACITY_WH = 3000
 
 
 async def test_a_version_written_after_its_day_was_folded_is_applied_to_the_whole_day(
-    kafka_bootstrap: str, redis_url: str, unique_name: Any, tmp_path: Path
+    kafka_bootstrap: str, redis_worker_url: str, unique_name: Any, tmp_path: Path
 ) -> None:
     pdl = f"{uuid.uuid4().int % 10**14:014d}"
     readings_topic, contracts_topic = unique_name("readings"), unique_name("contracts")
     port = free_port()
     env = worker_env({
-        "LINKY_KAFKA_BOOTSTRAP": kafka_bootstrap, "LINKY_REDIS_URL": redis_url,
+        "LINKY_KAFKA_BOOTSTRAP": kafka_bootstrap, "LINKY_REDIS_URL": redis_worker_url,
         "LINKY_APP_ID": unique_name("late-contract"), "LINKY_READINGS_TOPIC": readings_topic,
         "LINKY_CONTRACTS_TOPIC": contracts_topic, "LINKY_TOPIC_PARTITIONS": "2",
         "LINKY_DATADIR": str(tmp_path / "data"), "LINKY_WEB_PORT": str(port), "LINKY_LOG_FORMAT": "text",

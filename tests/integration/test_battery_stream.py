@@ -120,14 +120,14 @@ class Stream:
         return readings
 
 
-async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis_url: str, unique_name,
-                                                     tmp_path: Path) -> None:  # fmt: skip
+async def test_battery_surplus_and_alerts_end_to_end(kafka_bootstrap: str, redis_url: str, redis_worker_url: str,
+                                                     unique_name, tmp_path: Path) -> None:  # fmt: skip
     prefix = f"{uuid.uuid4().int % 10**8:08d}"
     pdl = {name: f"{prefix}{i:06d}" for i, name in enumerate(("rt", "cap", "mon", "chg", "res", "past", "alr", "prev"))}
     readings_topic, contracts_topic = unique_name("readings"), unique_name("contracts")
     port = free_port()
     env = worker_env({
-        "LINKY_KAFKA_BOOTSTRAP": kafka_bootstrap, "LINKY_REDIS_URL": redis_url,
+        "LINKY_KAFKA_BOOTSTRAP": kafka_bootstrap, "LINKY_REDIS_URL": redis_worker_url,
         "LINKY_APP_ID": unique_name("battery-app"), "LINKY_READINGS_TOPIC": readings_topic,
         "LINKY_CONTRACTS_TOPIC": contracts_topic, "LINKY_TOPIC_PARTITIONS": "2",
         "LINKY_DATADIR": str(tmp_path / "data"), "LINKY_WEB_PORT": str(port), "LINKY_LOG_FORMAT": "text",

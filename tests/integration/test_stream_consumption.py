@@ -42,7 +42,7 @@ def day_totals(worker: Worker, pdl: str, granularity: str = "day", **params: str
 
 
 async def test_day_and_month_totals_match_the_ground_truth_through_a_crash(
-    kafka_bootstrap: str, redis_url: str, unique_name, tmp_path: Path
+    kafka_bootstrap: str, redis_url: str, redis_worker_url: str, unique_name, tmp_path: Path
 ) -> None:
     topic = unique_name("readings")
     await create_topic(kafka_bootstrap, topic)
@@ -50,7 +50,7 @@ async def test_day_and_month_totals_match_the_ground_truth_through_a_crash(
     sequence = send_order(readings)
     last_time = {pdl: rs[-1]["time"] for pdl, rs in readings.items()}
     watched = next(iter(meters))
-    env = worker_env(kafka_bootstrap, redis_url, topic, unique_name("app"))
+    env = worker_env(kafka_bootstrap, redis_worker_url, topic, unique_name("app"))
     a = Worker("worker-a", env, tmp_path / "data-a", tmp_path)
     b = Worker("worker-b", env, tmp_path / "data-b", tmp_path)
     sub = aioredis.from_url(redis_url)

@@ -73,7 +73,7 @@ def kill_when(worker: Worker, cond, timeout: float, what: str) -> None:  # type:
     ],
 )
 async def test_backlog_is_folded_after_a_kill_before_the_first_commit(
-    kafka_bootstrap: str, redis_url: str, unique_name, tmp_path: Path, partitions: int, kill: str, second_worker: bool
+    kafka_bootstrap: str, redis_worker_url: str, unique_name, tmp_path: Path, partitions: int, kill: str, second_worker: bool
 ) -> None:
     topic, app_id = unique_name("readings"), unique_name("app")
     await create_topic(kafka_bootstrap, topic, partitions)
@@ -82,7 +82,7 @@ async def test_backlog_is_folded_after_a_kill_before_the_first_commit(
     backlog = len(sequence) * 2 // 3
     await produce(kafka_bootstrap, topic, sequence[:backlog])
     last_time = {pdl: rs[-1]["time"] for pdl, rs in readings.items()}
-    env = worker_env(kafka_bootstrap, redis_url, topic, app_id, LINKY_TOPIC_PARTITIONS=str(partitions),
+    env = worker_env(kafka_bootstrap, redis_worker_url, topic, app_id, LINKY_TOPIC_PARTITIONS=str(partitions),
                      LINKY_KAFKA_COMMIT_INTERVAL_SECONDS="60")  # fmt: skip
     a = Worker("worker-a", env, tmp_path / "data-a", tmp_path)
     b = Worker("worker-b", env, tmp_path / "data-b", tmp_path)
