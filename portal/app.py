@@ -37,9 +37,8 @@ from stream import clock
 log = logging.getLogger("portal")
 
 COOKIE = "linky_portal_session"
-# the worker's per-PDL views (stream/web.py, stream/web_battery.py); add "index" and "bill" here
-# when the worker serves them
-FORWARDED_VIEWS = ("consumption", "battery", "alerts", "live")
+# the worker's per-PDL views (stream/web.py, stream/web_battery.py)
+FORWARDED_VIEWS = ("consumption", "battery", "alerts", "live", "index", "bill", "alert-settings")
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 MAX_LINE = 8190  # request line (a token in /login's query string fits)
@@ -82,8 +81,12 @@ class PortalConfig:
 
 
 def build_app(authenticator: Authenticator, hub: Hub, *, config: PortalConfig | None = None,
-              sessions: SessionSigner | None = None, lockout: Lockout | None = None) -> web.Application:
-    """The portal application (the hub is started and closed with it)."""
+              sessions: SessionSigner | None = None, lockout: Lockout | None = None,
+              settings: Any | None = None) -> web.Application:
+    """The portal application (the hub is started and closed with it). ``settings``: the
+    ``Settings`` the page's write route needs (Kafka); None answers it with 503."""
+    from portal import page as dashboard
+
     config = config or PortalConfig()
     app = web.Application(middlewares=[_guard], client_max_size=config.max_request_bytes)
     app[AUTHENTICATOR] = authenticator
@@ -93,10 +96,11 @@ def build_app(authenticator: Authenticator, hub: Hub, *, config: PortalConfig | 
     app[CONFIG] = config
     app.router.add_get("/login", login, name="login")
     app.router.add_get("/logout", logout, name="logout")
-    app.router.add_get("/", page, name="page")
+    app.router.add_get("/", dashboard.page, name="page")
     app.router.add_get("/api/me", me, name="me")
     app.router.add_get("/api/pdl/{pdl}/events", events, name="events")
     app.router.add_get("/api/pdl/{pdl}/{view}", forward, name="forward")
+    dashboard.install(app, settings)
     app.cleanup_ctx.append(_lifecycle)
     return app
 
@@ -243,7 +247,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     try:
         identity = await _check(request, request.query.get("token"), "login")
     except Refused as refused:
-        return refused.response
+        from portal.page import login_failed
+
+        return login_failed(refused.response, request)  # a browser gets the login message
     metrics.LOGINS.inc()
     config = request.app[CONFIG]
     response = web.Response(status=303, headers={"Location": config.page_path})
@@ -259,12 +265,6 @@ async def logout(request: web.Request) -> web.StreamResponse:
     response = web.Response(status=303, headers={"Location": request.app[CONFIG].page_path})
     response.del_cookie(COOKIE, path="/")
     return response
-
-
-async def page(request: web.Request) -> web.StreamResponse:
-    """Placeholder until the portal page (next issue) is served here."""
-    return web.Response(text="<!doctype html><title>linky portal</title><p>Portal API: /api/me</p>",
-                        content_type="text/html")
 
 
 async def me(request: web.Request) -> web.StreamResponse:
@@ -291,11 +291,12 @@ async def me(request: web.Request) -> web.StreamResponse:
         entry["offers"] = sorted(set(offers))
         if "virtual_battery" in offers:
             entry["tabs"].append("battery")
-        if snaps.get("surplus") is not None and offers:
+        if "surplus_resale" in offers:
             entry["tabs"].append("surplus")
         pdls.append(entry)
     expires = datetime.fromtimestamp(identity.exp, timezone.utc).isoformat()
-    return web.json_response({"sub": identity.sub, "expires_at": expires, "pdls": pdls, "stale": stale})
+    return web.json_response({"sub": identity.sub, "expires_at": expires, "pdls": pdls, "stale": stale,
+                              "now": clock.now().isoformat()})  # the page's ages use the portal's clock
 
 
 async def forward(request: web.Request) -> web.StreamResponse:

@@ -16,6 +16,9 @@ AUTH_FAILURES = Counter(
 FORBIDDEN = Counter("linky_portal_forbidden_total", "Valid tokens asking for a PDL they do not name (403)")
 LOCKOUTS = Counter("linky_portal_lockouts_total", "Client addresses locked after too many failed authentications")
 LOCKED_REQUESTS = Counter("linky_portal_locked_requests_total", "Requests refused (429) from a locked address")
+SETTINGS_WRITES = Counter(
+    "linky_portal_settings_writes_total", "Alert-settings writes from the page, by outcome", ["outcome"]
+)
 LOGINS = Counter("linky_portal_logins_total", "Browser sessions opened by /login")
 SSE_CLIENTS = Gauge("linky_portal_sse_clients", "Server-Sent Events connections open")
 SSE_EVENTS = Counter("linky_portal_sse_events_total", "SSE events written to browsers, by channel", ["channel"])

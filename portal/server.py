@@ -28,7 +28,8 @@ def build_from_settings(cfg: Settings) -> web.Application:
     return portal_app.build_app(
         authenticator_from_settings(cfg), hub, config=portal_app.PortalConfig.from_settings(cfg),
         sessions=session_signer_from_settings(cfg),
-        lockout=Lockout(cfg.portal_lockout_attempts, cfg.portal_lockout_window_seconds, cfg.portal_lockout_seconds))
+        lockout=Lockout(cfg.portal_lockout_attempts, cfg.portal_lockout_window_seconds, cfg.portal_lockout_seconds),
+        settings=cfg)
 
 
 def public_url(cfg: Settings) -> str:

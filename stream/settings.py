@@ -102,6 +102,7 @@ class Settings:
     portal_page_path: str = "/"  # where /login redirects
     portal_cors_origins: str = ""  # space-separated allowed origins; "" = CORS closed
     portal_trust_forwarded_for: bool = False  # client address = last X-Forwarded-For entry (behind one proxy)
+    portal_settings_writes_per_minute: int = 10  # alert-settings writes per credential and PDL
     portal_lockout_attempts: int = 3  # failed authentications from one address...
     portal_lockout_window_seconds: float = 3600.0  # ...within this window...
     portal_lockout_seconds: float = 3 * 3600.0  # ...lock the address this long (the GEG rule)

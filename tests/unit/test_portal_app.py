@@ -148,7 +148,7 @@ async def test_a_two_pdl_token_reaches_both_and_forwarding_keeps_the_query(clien
     me = await (await client.get("/api/me", headers=bearer(token))).json()
     assert me["sub"] == "cust-1" and me["stale"] is False
     assert me["pdls"] == [
-        {"pdl": PDL_A, "offers": ["virtual_battery"], "tabs": ["live", "consumption", "alerts", "battery", "surplus"]},
+        {"pdl": PDL_A, "offers": ["virtual_battery"], "tabs": ["live", "consumption", "alerts", "battery"]},
         {"pdl": PDL_B, "offers": [], "tabs": ["live", "consumption", "alerts"]},
     ]
 
