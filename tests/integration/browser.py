@@ -90,6 +90,17 @@ class Browser:
         """Pixels the page is wider than the window (0 = nothing overflows horizontally)."""
         return int(self.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth"))
 
+    def overflowing(self) -> list[str]:
+        """The elements that stick out on the right (tag#id.class and width), widest first."""
+        return self.js(
+            "const w = document.documentElement.clientWidth; const out = [];"
+            "for (const e of document.querySelectorAll('body *')) {"
+            "  const r = e.getBoundingClientRect();"
+            "  if (r.right > w + 0.5 && e.offsetParent !== null) out.push([r.right, e.tagName.toLowerCase() +"
+            "    (e.id ? '#' + e.id : '') + (e.className && e.className.baseVal === undefined ? '.' + e.className : '') +"
+            "    ' ' + Math.round(r.width) + 'px']);"
+            "} return out.sort((a, b) => b[0] - a[0]).slice(0, 8).map((x) => x[1]);")
+
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"

@@ -106,11 +106,13 @@ export class RollingLine {
       height: window.innerWidth < 600 ? 180 : 240,
       legend: { show: true },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true } },
+      // Always the last 15 minutes, ending at the newest point (one point is not a whole axis).
+      scales: { x: { time: true, range: (u, min, max) => [max - this.windowSeconds, max + 5] },
+                y: { range: (u, min, max) => [Math.min(0, min), Math.max(100, max * 1.1)] } },
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Europe/Paris"),
-      axes: [{}, { label: "VA", size: 60 }],
+      axes: [{}, { label: "VA", size: 60, values: (u, splits) => splits.map((v) => v.toLocaleString("fr-FR")) }],
       series: [
-        {},
+        { label: "Heure" },
         { label: "Soutirée", stroke: COLOURS.line, width: 2 },
         { label: "Injectée", stroke: COLOURS.injection, width: 2, dash: [6, 4] },
       ],
