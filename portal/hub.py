@@ -152,6 +152,10 @@ class Hub:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Connect once before the portal serves (so its first browsers are not told "stale"
+        while it is still connecting), then keep the connection in a background task."""
+        if not await self._connect():
+            log.warning("portal redis unavailable at start; retrying", extra={"event": "redis_down"})
         self._task = asyncio.create_task(self._run(), name="portal-redis-hub")
 
     async def close(self) -> None:

@@ -212,3 +212,34 @@ async def test_redis_restarted_under_browsers_stale_then_snapshots(stack: local_
             await client.close()
         portal.stop()
         redis_server.stop()
+
+
+async def test_a_browser_that_stops_reading_does_not_slow_the_others(portal: PortalProcess,
+                                                                     admin: aioredis.Redis) -> None:
+    """A client that never reads its socket: its queue is compacted (drops counted), while a
+    client of the same PDL still gets every update at once."""
+    import socket
+
+    pdl = new_pdl()
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", portal.port))
+    stuck.sendall(f"GET /api/pdl/{pdl}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {hs_token([pdl])}\r\n\r\n"
+                  .encode())  # fmt: skip
+    fast = await SSEClient(f"{portal.url}/api/pdl/{pdl}/events",
+                           headers={"Authorization": f"Bearer {hs_token([pdl])}"}).open()
+    try:
+        await fast.wait_for(lambda: bool(fast.named("ready")), 10, "ready")
+        await until(lambda: _eq(numsub(admin, pdl), [1] * 5), 10, "both clients joined", portal)
+        dropped_before = await portal.metric("linky_portal_sse_dropped_total")
+        filler = "x" * 200_000  # 300 x 200 kB = 60 MB: far more than the stuck socket's buffers
+        started = time.monotonic()
+        for seq in range(300):
+            await admin.publish(f"linky:{pdl}:live", json.dumps({"seq": seq, "filler": filler}))
+        await fast.wait_for(lambda: len(fast.named("live")) == 300, 60, "every update for the reading client")
+        assert [e["seq"] for e in fast.named("live")] == list(range(300))
+        assert time.monotonic() - started < 30
+        assert await portal.metric("linky_portal_sse_dropped_total") > dropped_before
+    finally:
+        stuck.close()
+        await fast.close()
