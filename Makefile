@@ -37,6 +37,7 @@ run: stack-up
 SHIFTED_CLOCK ?= 2028-02-29T12:00:00+01:00
 test: venv
 	$(PY) -m deploy.local fetch >/dev/null
+	$(PY) -m deploy.local deps >/dev/null
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(PY) -m pytest -m clock --clock-at=$(SHIFTED_CLOCK) $(PYTEST_ARGS)
 

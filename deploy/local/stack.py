@@ -14,7 +14,7 @@ Kafka's jars are resolved from Maven Central with ``mvn`` (the broker artifact
 that Kafka 4's POM does not bring in; see ../shared/stack.md section 3) into a cache that
 survives clean clones (``~/.cache/linky-stream`` by default).
 
-Usage: ``python -m deploy.local up|down|status|reset|fetch`` (also the ``linky-stack`` script).
+Usage: ``python -m deploy.local up|down|status|reset|fetch|deps`` (also the ``linky-stack`` script).
 Only the standard library is used so that the stack can be driven before the virtualenv exists.
 """
 
@@ -227,6 +227,55 @@ def ensure_redis_server(*, quiet: bool = False) -> str:
     return path
 
 
+# Tools the test suite needs beyond the stack: command -> Debian package.
+TEST_TOOLS = {"promtool": "prometheus", "prometheus": "prometheus"}
+# Debian packages whose post-install starts a system service we never use (tests start their own).
+_SERVICES = {"prometheus": "prometheus"}
+
+
+def ensure_debian_packages(tools: dict[str, str], *, quiet: bool = False) -> dict[str, str]:
+    """``{command: package}`` -> ``{command: path}``, installing the missing packages with
+    apt-get (root only; otherwise a StackError saying what to install). A service the package
+    starts after install (Debian's prometheus on :9090) is stopped and disabled: nothing here
+    depends on it, and it would hold a port."""
+    missing = sorted({pkg for tool, pkg in tools.items() if shutil.which(tool) is None})
+    if missing:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            raise StackError(f"missing {', '.join(t for t in tools if shutil.which(t) is None)}; install "
+                             f"the Debian package(s) as root: apt-get install -y {' '.join(missing)}")
+        if not quiet:
+            _say(f"installing Debian package(s) {' '.join(missing)}")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        install = ["apt-get", "install", "-y", "-qq", *missing]
+        proc = subprocess.run(install, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:  # stale package lists: update once, retry
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True, env=env)
+            proc = subprocess.run(install, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise StackError(f"{' '.join(install)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        for pkg in missing:
+            if pkg in _SERVICES:
+                stop_system_service(_SERVICES[pkg])
+    paths = {}
+    for tool in tools:
+        path = shutil.which(tool)
+        if path is None:
+            raise StackError(f"{tool} still not found after installing {tools[tool]}")
+        paths[tool] = path
+    return paths
+
+
+def stop_system_service(name: str) -> None:
+    """Stop and disable a system service with whatever init tooling exists (systemctl, service,
+    or nothing, as in a container); never fails."""
+    for cmd in (["systemctl", "disable", "--now", name], ["service", name, "stop"]):
+        if shutil.which(cmd[0]):
+            try:
+                subprocess.run(cmd, capture_output=True, timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+
+
 # --------------------------------------------------------------------------- processes
 
 
@@ -418,7 +467,7 @@ def _say(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "reset", "fetch", "env"])
+    parser.add_argument("command", choices=["up", "down", "status", "reset", "fetch", "env", "deps"])
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for health (up)")
     args = parser.parse_args(argv)
     cfg = StackConfig.from_env()
@@ -434,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"removed {cfg.stack_dir}")
         elif args.command == "fetch":
             print(fetch_kafka(cfg))
+        elif args.command == "deps":  # tools the tests need (promtool, prometheus)
+            for tool, path in ensure_debian_packages(TEST_TOOLS).items():
+                print(f"{tool} {path}")
         elif args.command == "env":
             print(f"LINKY_KAFKA_BOOTSTRAP={cfg.bootstrap_servers}\nLINKY_REDIS_URL={cfg.redis_url}")
         else:
