@@ -9,7 +9,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
         print("usage: linky-stream worker [faust worker options]   run a stream worker (faust -A stream.app worker)\n"
-              "       linky-stream contract set|show|anchor PDL ...  customer contracts (docs/battery.md)")
+              "       linky-stream contract set|show|anchor PDL ...  customer contracts (docs/battery.md)\n"
+              "       linky-stream status [--worker URL] [--json]     partitions, lag, recovery, Redis (docs/operations.md)")
         return 0
     if argv[0] == "worker":
         from stream.app import app
@@ -19,5 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[0] == "contract":  # contract set|show|anchor PDL ... (stream/contract_cli.py)
         return __import__("stream.contract_cli", fromlist=["main"]).main(argv[1:])
+    if argv[0] == "status":  # stream/status_cli.py
+        return __import__("stream.status_cli", fromlist=["main"]).main(argv[1:])
     print(f"linky-stream: unknown command {argv[0]!r}", file=sys.stderr)
     return 2

@@ -201,6 +201,25 @@ async def _tcp_reachable(hostports: str, timeout: float = 1.0) -> tuple[bool, st
     return False, "; ".join(errors) or "no broker configured"
 
 
+_redis_client: list[Any] = []
+
+
+async def _redis_ping() -> tuple[bool, str]:
+    """PING through a client of our own (the publisher only notices an outage when it sends)."""
+    import redis.asyncio as aioredis
+
+    if not _redis_client:
+        _redis_client.append(aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds))
+    try:
+        async with asyncio.timeout(settings.redis_timeout_seconds * 2):
+            await _redis_client[0].ping()
+        return True, "up"
+    except Exception as exc:
+        return False, f"PING failed: {exc!r}"
+
+
 async def readiness() -> dict[str, Any]:
     """Every readiness check with its verdict; ``ready`` when all pass."""
     checks: dict[str, dict[str, Any]] = {}
@@ -219,7 +238,10 @@ async def readiness() -> dict[str, Any]:
         checks["tables"] = {"ok": False, "detail": f"recovery state unknown: {exc!r}"}
     ok, detail = await _tcp_reachable(settings.kafka_bootstrap)
     checks["kafka"] = {"ok": ok, "detail": detail}
-    checks["redis"] = {"ok": bool(publisher.up), "queue": publisher.queued, "detail": "up" if publisher.up else "down (payloads dropped, reconnecting)"}
+    pong, why = await _redis_ping()
+    redis_ok = pong and bool(publisher.up)
+    checks["redis"] = {"ok": redis_ok, "queue": publisher.queued, "publisher_up": bool(publisher.up),
+                       "detail": "up" if redis_ok else (why if not pong else "publisher reconnecting (payloads dropped)")}
     not_ready = [name for name, check in checks.items() if not check["ok"]]
     return {"ready": not not_ready, "not_ready": not_ready, "checks": checks}
 
@@ -248,10 +270,11 @@ class StatusView(View):
 
     async def get(self, request: Request) -> Response:
         ready = await readiness()
+        redis_ok = ready["checks"]["redis"]["ok"]
         return self.json({
             "app_id": settings.app_id, "url": app.conf.canonical_url.human_repr() if hasattr(
                 app.conf.canonical_url, "human_repr") else str(app.conf.canonical_url),
             "readings_topic": settings.readings_topic, "time": clock.time(),
             "ready": ready, "partitions": partition_lags(),
-            "redis": {"up": bool(publisher.up), **publish_rates()},
+            "redis": {"up": redis_ok, "queue": publisher.queued, **publish_rates()},
         })
