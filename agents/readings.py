@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from agents import battery, consumption, live
-from stream import metrics
+from stream import metrics, ops
 from stream.app import app, readings_topic
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ BATTERY_ERROR = battery.READINGS.labels("error")
 async def readings_agent(stream):  # type: ignore[no-untyped-def]
     async for event in stream.events():
         key, value = event.key, event.value
+        ops.note_reading(event.message.partition, value)  # lag age (stream/ops.py)
         try:
             live.handle(key, value)
         except Exception:  # a bug must not stop the other handlers: count, log, go on

@@ -74,4 +74,4 @@ async def _graceful_stop(sender: Any, **kwargs: Any) -> None:
 
 # Agents register themselves on import (one module per agent, see agents/), then the HTTP views.
 import agents  # noqa: E402,F401  (import for side effects, after `app` exists)
-from stream import web  # noqa: E402,F401
+from stream import ops, web  # noqa: E402,F401

@@ -45,6 +45,7 @@ class Settings:
     redis_queue_size: int = 10_000  # payloads waiting for Redis before new ones are dropped
     redis_retry_seconds: float = 1.0  # ping interval while Redis is down
     redis_linger_seconds: float = 0.02  # a batch that is not full waits this long for more payloads
+    status_workers: str = ""  # space-separated worker URLs `linky-stream status` asks ("" = this host's)
     metrics_interval_seconds: float = 10.0  # refresh of table-key and recovery gauges
     # Calendar
     timezone: str = "Europe/Paris"

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from stream import clock
 from teleinfo.protocol import DecoderStats
 
 __all__ = ["EdgeMetrics", "PUBLISH_LATENCY_BUCKETS"]
@@ -97,6 +98,8 @@ class EdgeMetrics:
             registry=r)
         self._last_frame = _LastFrameAge()
         r.register(self._last_frame)
+        self._spool_oldest = _SpoolOldestAge()
+        r.register(self._spool_oldest)
         self._snapshots: dict[str, DecoderStats] = {}
 
     # -- helpers -------------------------------------------------------------------------
@@ -110,6 +113,15 @@ class EdgeMetrics:
         self.device_up.labels(device).set(0)
         self.baud.labels(device).set(0)
         self._last_frame.add(device)
+
+    def set_spool_oldest(self, received_epoch: float | None) -> None:
+        """The reception time (epoch seconds, stream/clock.py) of the oldest spooled reading;
+        None when the spool is empty."""
+        self._spool_oldest.oldest = received_epoch
+
+    def spool_oldest_age(self) -> float:
+        """``linky_edge_spool_oldest_age_seconds`` now (0 when the spool is empty)."""
+        return self._spool_oldest.age()
 
     def frame_seen(self, device: str) -> None:
         """Record that ``device`` just produced a complete frame."""
@@ -171,3 +183,20 @@ class _LastFrameAge(Collector):
         for device, last in items:
             family.add_metric([device], now - (last if last is not None else self._started))
         yield family
+
+
+class _SpoolOldestAge(Collector):
+    """``linky_edge_spool_oldest_age_seconds``: now (the product clock) minus the reception time
+    of the oldest reading waiting in the spool, computed at scrape time; 0 when the spool is empty."""
+
+    def __init__(self) -> None:
+        self.oldest: float | None = None
+
+    def age(self) -> float:
+        oldest = self.oldest
+        return 0.0 if oldest is None else max(0.0, clock.time() - oldest)
+
+    def collect(self) -> Iterator[Any]:
+        yield GaugeMetricFamily(
+            "linky_edge_spool_oldest_age_seconds",
+            "Age of the oldest reading waiting in the disk spool (0 when empty)", value=self.age())

@@ -255,6 +255,15 @@ class Publisher:
     def _update_spool_gauges(self) -> None:
         self.metrics.spool_readings.set(self.spool.depth)
         self.metrics.spool_bytes.set(self.spool.size_bytes)
+        # the oldest spooled reading changes only when records are acknowledged or the spool
+        # fills from empty: read it (one record) only then
+        key = (self.spool.acked, self.spool.empty())
+        if key != self._oldest_key:
+            self._oldest_key = key
+            oldest = None if self.spool.empty() else self.spool.peek(1)
+            self.metrics.set_spool_oldest(_received_epoch(oldest[0].value) if oldest else None)
+
+    _oldest_key: tuple[int, bool] | None = None
 
     def _observe_replay_latency(self, value: bytes, now: datetime) -> None:
         try:
@@ -341,3 +350,11 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int, replication:
         return True
     finally:
         await admin.close()
+
+
+def _received_epoch(value: bytes) -> float | None:
+    """Epoch seconds of a spooled reading's ``received_at`` (None when absent or unreadable)."""
+    try:
+        return datetime.fromisoformat(json.loads(value)["received_at"]).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return None

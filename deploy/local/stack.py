@@ -16,7 +16,7 @@ Kafka's jars are resolved from Maven Central with ``mvn`` (the broker artifact
 that Kafka 4's POM does not bring in; see ../shared/stack.md section 3) into a cache that
 survives clean clones (``~/.cache/linky-stream`` by default).
 
-Usage: ``python -m deploy.local up|down|status|reset|fetch`` (also the ``linky-stack`` script).
+Usage: ``python -m deploy.local up|down|status|reset|fetch|deps`` (also the ``linky-stack`` script).
 Only the standard library is used so that the stack can be driven before the virtualenv exists.
 """
 
@@ -303,32 +303,60 @@ def ensure_redis_server(*, quiet: bool = False) -> str:
     return path
 
 
+# Tools the test suite needs beyond the stack: command -> Debian package.
+TEST_TOOLS = {"promtool": "prometheus", "prometheus": "prometheus"}
+# Debian packages whose post-install starts a system service we never use (tests start their own).
+_SERVICES = {"prometheus": "prometheus"}
+
+
+def ensure_debian_packages(tools: dict[str, str], *, quiet: bool = False) -> dict[str, str]:
+    """``{command: package}`` -> ``{command: path}``, installing the missing packages with
+    apt-get (root only; otherwise a StackError saying what to install). A service the package
+    starts after install (Debian's prometheus on :9090) is stopped and disabled: nothing here
+    depends on it, and it would hold a port."""
+    missing = sorted({pkg for tool, pkg in tools.items() if shutil.which(tool) is None})
+    if missing:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            raise StackError(f"missing {', '.join(t for t in tools if shutil.which(t) is None)}; install "
+                             f"the Debian package(s) as root: apt-get install -y {' '.join(missing)}")
+        if not quiet:
+            _say(f"installing Debian package(s) {' '.join(missing)}")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        install = ["apt-get", "install", "-y", "-qq", *missing]
+        proc = subprocess.run(install, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:  # stale package lists: update once, retry
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True, env=env)
+            proc = subprocess.run(install, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise StackError(f"{' '.join(install)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        for pkg in missing:
+            if pkg in _SERVICES:
+                stop_system_service(_SERVICES[pkg])
+    paths = {}
+    for tool in tools:
+        path = shutil.which(tool)
+        if path is None:
+            raise StackError(f"{tool} still not found after installing {tools[tool]}")
+        paths[tool] = path
+    return paths
+
+
+def stop_system_service(name: str) -> None:
+    """Stop and disable a system service with whatever init tooling exists (systemctl, service,
+    or nothing, as in a container); never fails."""
+    for cmd in (["systemctl", "disable", "--now", name], ["service", name, "stop"]):
+        if shutil.which(cmd[0]):
+            try:
+                subprocess.run(cmd, capture_output=True, timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+
+
 # Debian packages the tests need beyond the stack: the browser tests drive Debian's Chromium with
 # its chromedriver (no browser download: the machines reach Debian's mirror, not browser vendors).
 TEST_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver"}
 
 
-def ensure_debian_packages(binaries: dict[str, str], *, quiet: bool = False) -> dict[str, str]:
-    """``{binary: package}`` -> ``{binary: path}``, installing the missing packages with apt-get
-    (as root); a clear error naming the packages otherwise."""
-    found = {b: shutil.which(b) or (f"/usr/bin/{b}" if Path(f"/usr/bin/{b}").exists() else None) for b in binaries}
-    missing = sorted({binaries[b] for b, path in found.items() if path is None})
-    if not missing:
-        return {b: str(p) for b, p in found.items()}
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise StackError(f"missing Debian package(s) {', '.join(missing)}; install them (apt-get install {' '.join(missing)})")
-    if not quiet:
-        _say(f"installing Debian package(s) {', '.join(missing)}")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            raise StackError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    paths = {b: shutil.which(b) or (f"/usr/bin/{b}" if Path(f"/usr/bin/{b}").exists() else None) for b in binaries}
-    still = sorted(b for b, path in paths.items() if path is None)
-    if still:
-        raise StackError(f"installed {', '.join(missing)} but {', '.join(still)} is still not on PATH")
-    return {b: str(p) for b, p in paths.items()}
 def write_redis_acl(cfg: StackConfig) -> bool:
     """Write the passwords (first time, or from env vars) and ``.stack/redis/users.acl``.
 
@@ -589,8 +617,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "deps":  # what the tests need besides the stack (make test)
             fetch_kafka(cfg)
             ensure_redis_server()
-            for binary, path in ensure_debian_packages(TEST_PACKAGES).items():
-                print(f"{binary}: {path}")
+            for tool, path in ensure_debian_packages({**TEST_TOOLS, **TEST_PACKAGES}).items():
+                print(f"{tool}: {path}")
         elif args.command == "env":
             print(f"LINKY_KAFKA_BOOTSTRAP={cfg.bootstrap_servers}\nLINKY_REDIS_URL={cfg.redis_url}\n"
                   f"LINKY_REDIS_USERNAME=linky-worker\n"

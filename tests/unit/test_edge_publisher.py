@@ -148,3 +148,35 @@ async def test_spool_left_by_a_previous_run_is_sent_first(tmp_path: Path) -> Non
     await pub.close()
     task.cancel()
     assert _ns(sink) == [0, 1, 2, 3]
+
+
+async def test_spool_oldest_age_follows_the_oldest_unacknowledged_reading(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from stream import clock
+
+    t0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
+    sink = FakeSink()
+    sink.down = True
+    metrics = EdgeMetrics()
+    with clock.pinned(t0 + timedelta(minutes=10)):
+        pub = Publisher(sink, Spool(tmp_path, 1 << 20), metrics, spool_after_seconds=0.05,
+                        send_timeout_seconds=0.05, retry_max_seconds=0.05, drain_batch=1)
+        assert metrics.spool_oldest_age() == 0.0  # empty spool
+        task = asyncio.create_task(pub.run())
+        for n, minutes in enumerate((0, 4, 7)):  # received 10, 6 and 3 minutes "ago"
+            r = _reading(n)
+            r["received_at"] = (t0 + timedelta(minutes=minutes)).isoformat()
+            pub.submit(r)
+        await _until(lambda: pub.spool.depth == 3)
+        assert metrics.spool_oldest_age() == 600.0
+        pub.spool.commit(pub.spool.peek(1)[0])  # the first one acknowledged: the oldest is the next
+        pub._update_spool_gauges()
+        assert metrics.spool_oldest_age() == 360.0
+        sink.down = False
+        await _until(lambda: pub.pending == 0)
+        assert metrics.spool_oldest_age() == 0.0
+        await pub.close()
+        task.cancel()
+    text = __import__("prometheus_client").generate_latest(metrics.registry).decode()
+    assert "linky_edge_spool_oldest_age_seconds 0.0" in text
