@@ -57,6 +57,8 @@ def install(app: web.Application, settings: Any | None) -> None:
     app[WRITES] = defaultdict(deque)
     app.router.add_get("/static/{name}", static, name="static")
     app.router.add_get("/favicon.ico", favicon, name="favicon")
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_put("/api/pdl/{pdl}/alert-settings", put_alert_settings, name="alert_settings_put")
     app.cleanup_ctx.append(_producer)
 
@@ -87,6 +89,28 @@ async def static(request: web.Request) -> web.StreamResponse:
 
 async def favicon(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    """The process answers (systemd, load balancers)."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    """Ready to serve households: the shared Redis subscription is up, a worker answers its
+    ``/healthz``, and the page is built. 503 with what is not ready otherwise."""
+    from portal.app import CONFIG, HTTP, HUB
+
+    checks: dict[str, Any] = {"redis": bool(getattr(request.app[HUB], "up", False)), "page": (DIST_DIR / "app.js").exists()}
+    try:
+        async with request.app[HTTP].get(f"{request.app[CONFIG].worker_url}/healthz") as r:
+            checks["worker"] = r.status == 200
+    except Exception:
+        checks["worker"] = False
+    ready = all(checks.values())
+    return web.json_response({"ready": ready, "checks": checks,
+                              "not_ready": sorted(k for k, ok in checks.items() if not ok)},
+                             status=200 if ready else 503)  # fmt: skip
 
 
 def login_failed(refused: web.Response, request: web.Request) -> web.Response:

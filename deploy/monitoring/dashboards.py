@@ -140,7 +140,7 @@ def edge() -> dict[str, Any]:
 def portal() -> dict[str, Any]:
     return _board("linky-portal", "linky-stream: customer portal", [
         _panel("Portals up", [('up{job="linky-portal"}', "{{instance}}")]),
-        _panel("Live (SSE) connections", [("sum by (instance) (linky_portal_sse_connections)", "{{instance}}")]),
+        _panel("Live (SSE) connections", [("sum by (instance) (linky_portal_sse_clients)", "{{instance}}")]),
         _panel("Authentication failures", [("sum by (reason) (rate(linky_portal_auth_failures_total[5m]))", "{{reason}}")],
                unit="reqps"),
         _panel("Lockouts", [("sum by (instance) (increase(linky_portal_lockouts_total[15m]))", "{{instance}}")]),

@@ -2,9 +2,8 @@
 
 ``exporter_metric_names()`` is what the rules and dashboards are checked against
 (tests/unit/test_monitoring_rules.py). It is the union of the functions in ``EXPORTERS``: to
-check a new exporter (the customer portal, when its registry exists), add a function returning
-its names there; ``portal_expected_names`` is a stand-in listing the names the portal is expected
-to export until then.
+check a new exporter, add a function returning its names there (the worker, the edge reader and
+the customer portal are listed).
 """
 
 from __future__ import annotations
@@ -56,10 +55,25 @@ def edge_names() -> set[str]:
     return sample_names(m.registry.collect())
 
 
-def portal_expected_names() -> set[str]:
-    """Stand-in for the customer portal's exporter (being built on another branch): the names
-    portal.rules.yml and grafana/portal.json use. Replace by the portal registry's names at merge."""
-    return {"linky_portal_sse_connections", "linky_portal_auth_failures_total", "linky_portal_lockouts_total"}
+def portal_names() -> set[str]:
+    """The customer portal's ``/metrics`` (portal/metrics.py, prometheus_client's default
+    registry). Labelled families have no sample before their first use, so names come from the
+    families: counters as ``*_total``, histograms as their three series."""
+    from prometheus_client import REGISTRY
+
+    import portal.metrics  # noqa: F401
+
+    names: set[str] = set()
+    for family in REGISTRY.collect():
+        if not family.name.startswith("linky_portal_"):
+            continue
+        if family.type == "counter":
+            names.add(family.name + "_total")
+        elif family.type == "histogram":
+            names |= {family.name + s for s in ("_bucket", "_sum", "_count")}
+        else:
+            names.add(family.name)
+    return names
 
 
 def recording_rule_names() -> set[str]:
@@ -68,7 +82,7 @@ def recording_rule_names() -> set[str]:
     return {r.record for r in rules.records()}
 
 
-EXPORTERS: list[Callable[[], set[str]]] = [worker_names, edge_names, portal_expected_names]
+EXPORTERS: list[Callable[[], set[str]]] = [worker_names, edge_names, portal_names]
 
 
 def exporter_metric_names() -> set[str]:

@@ -135,6 +135,8 @@ async def test_the_dashboard_in_a_real_browser(kafka_bootstrap: str, redis_url: 
 
         portal.start()
         await wait_for(folded, "both meters folded by the worker", worker, timeout=120)
+        async with http.get(f"{portal.url}/readyz") as r:  # Redis subscription, worker, page: all there
+            assert r.status == 200 and (await r.json())["ready"] is True, await r.text()
 
         # ---- the page loads from /login with a token for both PDLs; live power follows the stream
         browser = Browser(1280, 900)

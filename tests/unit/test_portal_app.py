@@ -244,3 +244,16 @@ async def test_sse_sends_snapshots_ready_then_heartbeats_and_leaves(client: Test
 def test_sse_framing_of_multiline_payloads() -> None:
     assert portal_app.sse("live", b'{"a":1}') == b'event: live\ndata: {"a":1}\n\n'
     assert portal_app.sse("x", b"a\nb") == b"event: x\ndata: a\ndata: b\n\n"
+
+
+async def test_health_and_readiness_say_what_is_not_ready(client: TestClient) -> None:
+    """/healthz answers while the process lives; /readyz names what is missing (here the fake
+    worker URL does not serve /healthz, or the hub's Redis is a fake)."""
+    resp = await client.get("/healthz")
+    assert resp.status == 200 and (await resp.json()) == {"status": "ok"}
+    resp = await client.get("/readyz")
+    body = await resp.json()
+    assert set(body["checks"]) == {"redis", "worker", "page"}
+    assert body["ready"] is all(body["checks"].values())
+    assert resp.status == (200 if body["ready"] else 503)
+    assert body["not_ready"] == sorted(k for k, ok in body["checks"].items() if not ok)
