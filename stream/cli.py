@@ -10,7 +10,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print("usage: linky-stream worker [faust worker options]   run a stream worker (faust -A stream.app worker)\n"
               "       linky-stream contract set|show|anchor PDL ...  customer contracts (docs/battery.md)\n"
-              "       linky-stream status [--worker URL] [--json]     partitions, lag, recovery, Redis (docs/operations.md)")
+              "       linky-stream status [--worker URL] [--json]     partitions, lag, recovery, Redis (docs/operations.md)\n"
+              "       linky-stream probe URL [--wait S]               exit 0 when URL answers 200 (/healthz, /readyz)")
         return 0
     if argv[0] == "worker":
         from stream.app import app
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[0] == "contract":  # contract set|show|anchor PDL ... (stream/contract_cli.py)
         return __import__("stream.contract_cli", fromlist=["main"]).main(argv[1:])
+    if argv[0] == "probe":  # stream/probe.py
+        return __import__("stream.probe", fromlist=["main"]).main(argv[1:])
     if argv[0] == "status":  # stream/status_cli.py
         return __import__("stream.status_cli", fromlist=["main"]).main(argv[1:])
     print(f"linky-stream: unknown command {argv[0]!r}", file=sys.stderr)
