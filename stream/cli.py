@@ -11,8 +11,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: linky-stream worker [faust worker options]   run a stream worker (faust -A stream.app worker)\n"
               "       linky-stream contract set|show|anchor PDL ...  customer contracts (docs/battery.md)\n"
               "       linky-stream portal                          run the customer portal (docs/portal.md)\n"
-              "       linky-stream portal token PDL... [--ttl 1h]  issue a demo token, print its login URL" "\n"
-              "       linky-stream status [--worker URL] [--json]     partitions, lag, recovery, Redis (docs/operations.md)")
+              "       linky-stream portal token PDL... [--ttl 1h]  issue a demo token, print its login URL\n"
+              "       linky-stream status [--worker URL] [--json]     partitions, lag, recovery, Redis (docs/operations.md)\n"
+              "       linky-stream probe URL [--wait S]               exit 0 when URL answers 200 (/healthz, /readyz)")
         return 0
     if argv[0] == "worker":
         from stream.app import app
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         return __import__("stream.contract_cli", fromlist=["main"]).main(argv[1:])
     if argv[0] == "portal":  # portal [serve] | portal token PDL... (portal/cli.py)
         return __import__("portal.cli", fromlist=["main"]).main(argv[1:])
+    if argv[0] == "probe":  # stream/probe.py
+        return __import__("stream.probe", fromlist=["main"]).main(argv[1:])
     if argv[0] == "status":  # stream/status_cli.py
         return __import__("stream.status_cli", fromlist=["main"]).main(argv[1:])
     print(f"linky-stream: unknown command {argv[0]!r}", file=sys.stderr)

@@ -1,10 +1,9 @@
-"""A real Prometheus scrapes a real worker and a real edge reader (simulated meter on a pty), with
+"""A real Prometheus scrapes a real worker, a real edge reader (simulated meter on a pty) and a real
+customer portal, with
 the shipped rules (test-sized ``for:``): every target is up, every rule evaluates without error,
 the worker's lag and the edge's spool series are there; the worker is killed and
 ``LinkyWorkerDown`` fires in Prometheus's own alerts API; restarted, the alert resolves.
-
-The portal is not in this tree yet: prometheus_support.Prometheus takes a ``PORTAL_JOB`` entry in
-its jobs when it is (see JOBS below)."""
+"""
 
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ from stream import clock
 from teleinfo.simulator import spawn_simulator
 from tests.conftest import free_port
 from tests.integration import edge_support
+from tests.integration.portal_world import PortalProcess
 from tests.integration.prometheus_support import TEST_FOR, Prometheus
 from tests.integration.stream_support import Worker, create_topic, wait_for, worker_env
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_prometheus_scrapes_worker_and_edge_and_sees_the_worker_go_down_and_back(
-        tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique_name) -> None:
+        tmp_path: Path, kafka_bootstrap: str, redis_url: str, stack, unique_name) -> None:
     topic, app_id = unique_name("prom"), unique_name("prom-app")
     await create_topic(kafka_bootstrap, topic, 2)
     env = worker_env(kafka_bootstrap, redis_url, topic, app_id, LINKY_TOPIC_PARTITIONS="2",
@@ -35,13 +35,16 @@ async def test_prometheus_scrapes_worker_and_edge_and_sees_the_worker_go_down_an
     edge_port = free_port()
     reader = edge_support.start_reader([str(tmp_path / "dev" / "meter-0")], kafka_bootstrap, topic,
                                        tmp_path / "spool", edge_port, tmp_path / "reader.log")
-    jobs = {rules.WORKER_JOB: [f"127.0.0.1:{worker.port}"], rules.EDGE_JOB: [f"127.0.0.1:{edge_port}"]}
-    # hook: jobs[rules.PORTAL_JOB] = [f"127.0.0.1:{portal_metrics_port}"] once the portal exists
+    portal = PortalProcess(tmp_path, stack.redis_url, "linky-portal", stack.redis_password_file("linky-portal"),
+                           worker_url=f"http://127.0.0.1:{worker.port}").start()  # fmt: skip
+    jobs = {rules.WORKER_JOB: [f"127.0.0.1:{worker.port}"], rules.EDGE_JOB: [f"127.0.0.1:{edge_port}"],
+            rules.PORTAL_JOB: [f"127.0.0.1:{portal.metrics_port}"]}  # fmt: skip
     prom = Prometheus(tmp_path / "prometheus", jobs).start()
     try:
-        wait_for(lambda: len(prom.targets()) == 2 and all(t["health"] == "up" for t in prom.targets()),
+        wait_for(lambda: len(prom.targets()) == 3 and all(t["health"] == "up" for t in prom.targets()),
                  120, "every target up in Prometheus", [worker])
-        assert {t["labels"]["job"] for t in prom.targets()} == {rules.WORKER_JOB, rules.EDGE_JOB}
+        assert {t["labels"]["job"] for t in prom.targets()} == {rules.WORKER_JOB, rules.EDGE_JOB, rules.PORTAL_JOB}
+        assert prom.alerts("LinkyPortalDown") == []
         # readings flow edge -> Kafka -> worker, as Prometheus sees it
         wait_for(lambda: bool(prom.query('linky_stream_readings_processed_total{agent="live"} > 0')), 120,
                  "the worker processed readings (Prometheus)", [worker])
@@ -69,6 +72,7 @@ async def test_prometheus_scrapes_worker_and_edge_and_sees_the_worker_go_down_an
         assert prom.alerts("LinkyEdgeGatewayDown") == []
     finally:
         prom.stop()
+        portal.stop()
         edge_support.stop(sim)
         edge_support.stop(reader)
         worker.stop()

@@ -104,3 +104,13 @@ def test_exporter_names_come_from_the_registries() -> None:
 ])
 def test_promql_metric_names(expr: str, expected: set[str]) -> None:
     assert promql.metric_names(expr) == expected
+
+
+def test_production_prometheus_config_loads_the_rule_files() -> None:
+    config = render.PROMETHEUS_DIR.parent / "prometheus.yml"
+    proc = promtool("check", "config", str(config))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for file in rules.rule_files():
+        assert f"prometheus/{file}" in config.read_text()
+    for job in (rules.WORKER_JOB, rules.EDGE_JOB, rules.PORTAL_JOB):
+        assert f"job_name: {job}" in config.read_text()
