@@ -53,6 +53,10 @@ async def test_kafka_round_trip_keyed_in_a_consumer_group(kafka_bootstrap: str, 
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        for _ in range(50):  # a new topic reaches the metadata a moment after CreateTopics returns
+            if topic in await admin.list_topics():
+                break
+            await asyncio.sleep(0.2)
         assert topic in await admin.list_topics()
     finally:
         await admin.close()
