@@ -15,6 +15,7 @@ from prometheus_client import Counter
 
 from stream.alert_settings import decode_preferences
 from stream.app import app, pdl_table, settings
+from stream.decode_cache import DecodeCache
 from tables.alerts import AlertPreferences
 
 log = logging.getLogger(__name__)
@@ -31,24 +32,20 @@ alert_settings_topic = app.topic(
 preferences = pdl_table("alert-preferences")
 
 PREFERENCES = Counter("linky_alert_preferences_records_total", "Alert preference records read", ["outcome"])
-_parsed: dict[str, tuple[bytes, AlertPreferences]] = {}
+_parsed: DecodeCache[AlertPreferences] = DecodeCache()
 
 
 def preferences_for(pdl: str) -> AlertPreferences | None:
     """The PDL's preferences (inside stream iteration: the event's partition), None if never set."""
-    raw = preferences.get(pdl.encode())
+    key = pdl.encode()
+    raw = preferences.get(key)
     if raw is None:
         return None
-    cached = _parsed.get(pdl)
-    if cached is not None and cached[0] == raw:
-        return cached[1]
     try:
-        prefs = decode_preferences(raw)
+        return _parsed.get(key, raw, decode_preferences)
     except ValueError:
         log.exception("stored alert preferences of %s are invalid", pdl)
         return None
-    _parsed[pdl] = (raw, prefs)
-    return prefs
 
 
 @app.agent(alert_settings_topic)
@@ -61,7 +58,6 @@ async def preferences_agent(stream):  # type: ignore[no-untyped-def]
         pdl = event.key.decode()
         if event.value is None:
             preferences.pop(event.key, None)
-            _parsed.pop(pdl, None)
             PREFERENCES.labels("deleted").inc()
             continue
         try:
@@ -71,5 +67,5 @@ async def preferences_agent(stream):  # type: ignore[no-untyped-def]
             log.warning("alert preferences for %s ignored: %s", pdl, exc)
             continue
         preferences[event.key] = event.value
-        _parsed[pdl] = (event.value, prefs)
+        _parsed.put(event.key, event.value, prefs)
         PREFERENCES.labels("applied").inc()
