@@ -25,6 +25,9 @@ function width(container) {
   return Math.max(280, Math.floor(container.clientWidth || 320));
 }
 
+const HOUR_MINUTE = new Intl.DateTimeFormat("fr-FR", { timeZone: "Europe/Paris", hour: "2-digit", minute: "2-digit" });
+const HOUR_SECOND = new Intl.DateTimeFormat("fr-FR", { timeZone: "Europe/Paris", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
 const bars = uPlot.paths.bars({ size: [0.7, 60], align: 0 });
 
 /**
@@ -110,11 +113,13 @@ export class RollingLine {
       scales: { x: { time: true, range: (u, min, max) => [max - this.windowSeconds, max + 5] },
                 y: { range: (u, min, max) => [Math.min(0, min), Math.max(100, max * 1.1)] } },
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Europe/Paris"),
-      axes: [{}, { label: "VA", size: 60, values: (u, splits) => splits.map((v) => v.toLocaleString("fr-FR")) }],
+      // French, Europe/Paris labels (uPlot's defaults are English and the browser's time zone)
+      axes: [{ values: (u, splits) => splits.map((ts) => HOUR_MINUTE.format(new Date(ts * 1000))) },
+             { label: "VA", size: 60, values: (u, splits) => splits.map((v) => v.toLocaleString("fr-FR")) }],
       series: [
-        { label: "Heure" },
-        { label: "Soutirée", stroke: COLOURS.line, width: 2 },
-        { label: "Injectée", stroke: COLOURS.injection, width: 2, dash: [6, 4] },
+        { label: "Heure", value: (u, ts) => (ts === null || ts === undefined ? "--" : HOUR_SECOND.format(new Date(ts * 1000))) },
+        { label: "Soutirée", stroke: COLOURS.line, width: 2, points: { show: true, size: 6 } },
+        { label: "Injectée", stroke: COLOURS.injection, width: 2, dash: [6, 4], points: { show: true, size: 6 } },
       ],
     }, [[], [], []], container);
     new ResizeObserver(() => this.plot.setSize({ width: width(container), height: this.plot.height })).observe(container);
