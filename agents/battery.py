@@ -34,7 +34,8 @@ from stream.app import app, pdl_table, settings
 from stream.battery_publish import add_snapshot_source, publish
 from stream.decode_cache import DecodeCache
 from stream.redis_publisher import Snapshot, encode
-from stream.state import history_loader, load_consumption
+from stream.state import history_loader, load_consumption, writeback
+from stream.writeback import TOMBSTONE, Entry
 from tables.alerts import BillProjection
 from tables.bill import bill_projection
 from tables.contracts import Contract
@@ -57,6 +58,7 @@ from tables.ledger import (
 log = logging.getLogger(__name__)
 
 ledger = pdl_table("battery-ledger")
+writeback.register(ledger)
 
 READINGS = Counter("linky_battery_readings_total", "Readings seen by the battery agent, by outcome", ["outcome"])
 REFOLDS = Counter(
@@ -69,9 +71,14 @@ TICKS_SENT = Counter("linky_battery_ticks_sent_total", "Ticks sent by the batter
 
 
 def load(pdl: str) -> LedgerState | None:
-    """The PDL's state from the table (in stream iteration: the event's partition; outside: the
-    partitions this worker holds). Closed rows are read from their own keys only when used."""
-    raw = ledger.get(pdl.encode())
+    """The PDL's state: the write-back buffer's (stream/writeback.py), else the table's (in stream
+    iteration: the event's partition; outside: the partitions this worker holds). Closed rows are
+    read from their own keys only when used."""
+    key = pdl.encode()
+    entry = writeback.peek(ledger, key)
+    if entry is not None:
+        return None if entry is TOMBSTONE else entry.obj[1]  # type: ignore[no-any-return]
+    raw = ledger.get(key)
     return None if raw is None else _decode(pdl, raw)
 
 
@@ -85,7 +92,7 @@ _states: DecodeCache[LedgerState] = DecodeCache()  # hot value bytes -> state (s
 
 def _record_loader(pdl: str) -> Callable[[str, str], dict[str, Any] | None]:
     def load_record(kind: str, key: str) -> dict[str, Any] | None:
-        record = ledger.get(history_key(pdl, kind, key))
+        record = writeback.read(ledger, history_key(pdl, kind, key))
         if record is None:
             log.warning("battery: closed row %s/%s of %s is missing", kind, key, pdl)
             return None
@@ -98,27 +105,43 @@ def _decode(pdl: str, raw: bytes) -> LedgerState:
     return _states.get(pdl.encode(), raw, lambda data: from_storage(json.loads(data), _record_loader(pdl)))
 
 
-def _store(before: LedgerState | None, after: LedgerState) -> None:
-    """Closed rows that changed, then the hot value, then the pruned rows (this order survives a
-    crash: docs/stream.md). Must run inside stream iteration."""
+def _store(before: LedgerState | None, after: LedgerState, partition: int) -> None:
+    """Buffer the closed rows that changed, the hot value and the pruned rows' deletions; the
+    flush writes them in that order, which survives a crash (docs/stream.md, stream/writeback.py)."""
     pdl = after.pdl
     hot, writes, deletes = to_storage(before, after)
     for (kind, key), record in writes.items():
-        ledger[history_key(pdl, kind, key)] = json.dumps(record, separators=(",", ":")).encode()
-    raw = json.dumps(hot, separators=(",", ":")).encode()
-    ledger[pdl.encode()] = raw
+        writeback.put(ledger, history_key(pdl, kind, key), partition, json.dumps(record, separators=(",", ":")).encode())
     for kind, key in deletes:
-        record_key = history_key(pdl, kind, key)
-        if record_key in ledger:
-            del ledger[record_key]
-    _states.put(pdl.encode(), raw, as_stored(after, _record_loader(pdl)))
+        writeback.delete(ledger, history_key(pdl, kind, key), partition)
+    writeback.put(ledger, pdl.encode(), partition, Entry((hot, as_stored(after, _record_loader(pdl))), _encode_hot))
 
 
-def _hot_items() -> Iterator[tuple[str, bytes]]:
-    """``(pdl, hot value)`` of the PDLs of this worker's partitions (closed-row keys skipped)."""
-    for key, raw in ledger.items():
+def _encode_hot(obj: tuple[dict[str, Any], LedgerState]) -> bytes:
+    return json.dumps(obj[0], separators=(",", ":")).encode()
+
+
+def _remember_state(table: object, key: bytes, entry: Entry) -> None:  # type: ignore[type-arg]
+    """After a flush wrote a hot value: its state stays memoized under the stored bytes."""
+    if table is ledger and b"|" not in key:
+        _states.put(key, entry.raw, entry.obj[1])
+
+
+writeback.on_flushed(_remember_state)
+
+
+def _hot_states() -> Iterator[LedgerState]:
+    """The state of every PDL of this worker's partitions (buffered ones from the write-back
+    buffer, without encoding them; closed-row keys skipped)."""
+    buffered = set()
+    for key, entry in list(writeback.buffered(ledger)):
         if b"|" not in key:
-            yield key.decode(), raw
+            buffered.add(key)
+            if entry is not TOMBSTONE:
+                yield entry.obj[1]
+    for key, raw in ledger.items():
+        if b"|" not in key and key not in buffered:
+            yield _decode(key.decode(), raw)
 
 
 def handle(key: bytes | None, value: bytes, partition: int) -> None:
@@ -152,7 +175,7 @@ def handle(key: bytes | None, value: bytes, partition: int) -> None:
         after, alert_events = fold.state, []
     after = replace(after, partition=partition)
     if after != before:
-        _store(before, after)
+        _store(before, after, partition)
     if fold.changed:
         last_end = after.battery.last_end
         event_time = last_end.timestamp() if last_end is not None else None
@@ -185,7 +208,7 @@ async def battery_ticks(stream):  # type: ignore[no-untyped-def]
             continue
         fold, alert_events = tick(before, datetime.fromisoformat(message["now"]), alerts.alert_settings)
         if fold.changed:
-            _store(before, fold.state)
+            _store(before, fold.state, event.message.partition)
             _publish(before, fold, contract_for(before.pdl))
             alerts.publish_events(fold.state.alerts, alert_events, preferences_for(before.pdl))
 
@@ -201,7 +224,8 @@ async def _contract_changed(pdl: str, contract: Contract | None, partition: int)
     fold = reconcile(before, contract, load=_record_loader(pdl))
     _report_refolds(pdl, fold)
     if fold.changed:
-        _store(before, fold.state)
+        _store(before, fold.state, partition)
+        await writeback.flush([partition])  # a contract change is not replayed: written at once
     _publish(before, fold, contract, force=True)
 
 
@@ -211,8 +235,7 @@ async def battery_timer() -> None:
     now = clock.now()
     due: list[LedgerState] = []
     try:
-        for i, (pdl, raw) in enumerate(_hot_items()):
-            state = _decode(pdl, raw)
+        for i, state in enumerate(_hot_states()):
             if state.partition is not None and tick_is_due(state, now, alerts.alert_settings):
                 due.append(state)
             if i % 200 == 199:
@@ -260,8 +283,7 @@ def snapshots() -> Iterator[Snapshot]:
     """Every battery, surplus and alerts snapshot of this worker's partitions (from the table),
     rewritten when Redis comes back. The alerts key then holds the open alerts with null event
     fields (the last event itself is not kept)."""
-    for pdl, raw in _hot_items():
-        state = _decode(pdl, raw)
+    for state in _hot_states():
         contract = contract_for(state.pdl)
         yield f"linky:{state.pdl}:battery", encode(battery_payload(state, contract))
         yield f"linky:{state.pdl}:surplus", encode(surplus_payload(state, contract))

@@ -30,8 +30,9 @@ AGENT = "consumption"
 APPLIED, BASELINE, DUPLICATE = (metrics.READINGS.labels(AGENT, o) for o in ("applied", "baseline", "duplicate"))
 
 
-def handle(key: bytes | None, value: bytes) -> None:
-    """Fold one reading into its PDL's buckets, store, publish (inside stream iteration)."""
+def handle(key: bytes | None, value: bytes, partition: int) -> None:
+    """Fold one reading into its PDL's buckets, buffer the writes (stream/writeback.py), publish
+    (inside stream iteration; ``partition`` is the event's)."""
     try:
         reading = json.loads(value)
         pdl = key.decode() if key else str(reading["pdl"])
@@ -51,7 +52,7 @@ def handle(key: bytes | None, value: bytes) -> None:
     for ev in fold.events:
         metrics.INDEX_EVENTS.labels(ev.kind).inc()
         log.warning("consumption: %s on %s: %s", ev.kind, pdl, ev.to_dict())
-    store_consumption(pdl, fold)
+    store_consumption(pdl, fold, partition)
     (BASELINE if before.cursor.time is None else APPLIED).inc()
     if fold.changed or fold.events:
         contract = contract_for(pdl)

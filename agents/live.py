@@ -13,7 +13,8 @@ from datetime import datetime
 
 from stream import metrics
 from stream.decode_cache import DecodeCache
-from stream.state import live_channel, live_table, publisher
+from stream.state import live_channel, live_table, publisher, writeback
+from stream.writeback import TOMBSTONE, Entry
 from tables.live import live_payload, payload_time
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,9 @@ DUPLICATE = metrics.READINGS.labels(AGENT, "duplicate")
 _stored_times: DecodeCache[datetime] = DecodeCache()  # stored payload -> its time (no JSON parse)
 
 
-def handle(key: bytes | None, value: bytes) -> None:
-    """Store and publish one reading's live payload (inside stream iteration)."""
+def handle(key: bytes | None, value: bytes, partition: int) -> None:
+    """Buffer and publish one reading's live payload (inside stream iteration). The payload is
+    published at once (Ma Conso en Direct stays live); the table gets it at the next flush."""
     try:
         reading = json.loads(value)
         pdl = key.decode() if key else str(reading["pdl"])
@@ -34,16 +36,36 @@ def handle(key: bytes | None, value: bytes) -> None:
         log.warning("live: reading ignored (%s): %.200r", exc, value)
         return
     key = pdl.encode()
-    stored = live_table.get(key)
     when = payload_time(payload)
-    if stored is not None and when <= _stored_times.get(key, stored, _time_of):
+    stored = stored_time(key)
+    if stored is not None and when <= stored:
         DUPLICATE.inc()
         return
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    live_table[key] = data
-    _stored_times.put(key, data, when)
+    writeback.put(live_table, key, partition, Entry((data, when), _raw_of))
     APPLIED.inc()
     publisher.publish(live_channel(pdl), data, event_time=when.timestamp())
+
+
+def stored_time(key: bytes) -> datetime | None:
+    """Time of the PDL's live payload (buffered or stored), None if it has none."""
+    entry = writeback.peek(live_table, key)
+    if entry is not None:
+        return None if entry is TOMBSTONE else entry.obj[1]  # type: ignore[no-any-return]
+    stored = live_table.get(key)
+    return None if stored is None else _stored_times.get(key, stored, _time_of)
+
+
+def _raw_of(obj: tuple[bytes, datetime]) -> bytes:
+    return obj[0]
+
+
+def _remember_time(table: object, key: bytes, entry: Entry) -> None:  # type: ignore[type-arg]
+    if table is live_table:
+        _stored_times.put(key, entry.raw, entry.obj[1])
+
+
+writeback.on_flushed(_remember_time)
 
 
 def _time_of(stored: bytes) -> datetime:

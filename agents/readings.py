@@ -7,7 +7,10 @@ acks and counts each message once per agent subscribed to its topic, which cost 
 handlers themselves. The handlers stay independent: each owns its table(s), metrics and Redis
 channels, and each call is guarded here so a bug in one never stops the others nor the stream
 (the failure is logged with its traceback and counted as outcome ``error``). Table writes made
-by any handler go to the changelog partition of the current event, as before.
+by any handler are buffered by the write-back state (stream/writeback.py) and the event is held,
+not acked: the flush (every ``LINKY_STATE_FLUSH_SECONDS``) writes each changed key once to its
+table and changelog, waits for Kafka's acknowledgement, then acks the held events, so faust
+never commits an offset whose readings' state is not in the changelogs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 from agents import battery, consumption, live
 from stream import metrics, ops
 from stream.app import app, readings_topic
+from stream.state import writeback
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +31,26 @@ BATTERY_ERROR = battery.READINGS.labels("error")
 
 @app.agent(readings_topic, name="readings")
 async def readings_agent(stream):  # type: ignore[no-untyped-def]
+    stream = stream.noack()  # acked by the write-back flush, once the state is in the changelog
     async for event in stream.events():
         key, value = event.key, event.value
-        ops.note_reading(event.message.partition, value)  # lag age (stream/ops.py)
+        partition = event.message.partition
+        ops.note_reading(partition, value)  # lag age (stream/ops.py)
         try:
-            live.handle(key, value)
+            live.handle(key, value, partition)
         except Exception:  # a bug must not stop the other handlers: count, log, go on
             LIVE_ERROR.inc()
             log.exception("live: reading failed: %.200r", value)
         try:
-            consumption.handle(key, value)
+            consumption.handle(key, value, partition)
         except Exception:
             CONSUMPTION_ERROR.inc()
             log.exception("consumption: reading failed: %.200r", value)
         try:
-            battery.handle(key, value, event.message.partition)
+            battery.handle(key, value, partition)
         except Exception:
             BATTERY_ERROR.inc()
             log.exception("battery: reading failed: %.200r", value)
+        writeback.hold(stream, event)
+        if writeback.due():
+            await writeback.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any
+from typing import Any, Awaitable, Callable, Set
 
 import faust
 import rocksdict
@@ -33,10 +33,28 @@ class Worker(faust.Worker):
 
 class App(faust.App):
     """faust's app with the worker's Kafka consumer (stream/consumer.py: partitions without a
-    committed offset are read from their beginning, never skipped)."""
+    committed offset are read from their beginning, never skipped), and ``before_revoke`` hooks
+    (the write-back state is flushed there, stream/writeback.py)."""
+
+    _before_revoke: list[Callable[[Set[Any]], Awaitable[None]]]
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
+
+    def before_revoke(self, hook: Callable[[Set[Any]], Awaitable[None]]) -> Callable[[Set[Any]], Awaitable[None]]:
+        """Register ``await hook(revoked)``, run when a rebalance starts to revoke partitions,
+        before faust waits for every started event to be acked and flushes its producer."""
+        self.__dict__.setdefault("_before_revoke", []).append(hook)
+        return hook
+
+    async def _on_partitions_revoked(self, revoked: Set[Any]) -> None:
+        if not self.should_stop:
+            for hook in self.__dict__.get("_before_revoke", []):
+                try:
+                    await hook(revoked)
+                except Exception:  # faust would then wait for acks that never come: say so loudly
+                    logging.getLogger(__name__).exception("before-revoke hook %r failed", hook)
+        await super()._on_partitions_revoked(revoked)
 
 
 class NoWalRocksDBStore(faust_rocksdb.Store):

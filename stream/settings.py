@@ -36,6 +36,8 @@ class Settings:
     rocksdb_block_cache_bytes: int = 64 * 1024 * 1024
     rocksdb_wal: bool = False  # RocksDB write-ahead log of local tables (the changelogs are the durable copy)
     producer_linger_seconds: float = 0.02  # faust's producer_linger: changelog records are batched this long
+    state_flush_seconds: float = 5.0  # write-back state: dirty PDL values reach the tables this often (0 = every reading)
+    state_flush_max_held: int = 20_000  # ...or as soon as this many readings wait for a flush
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"  # may carry user:password (it then wins over the two below)
     redis_username: str = ""  # the worker's Redis ACL user (linky-worker on the local stack)

@@ -27,6 +27,7 @@ from stream.decode_cache import DecodeCache
 from stream.app import app, pdl_table, settings
 from stream import redis_auth
 from stream.redis_publisher import RedisPublisher, Snapshot, encode
+from stream.writeback import TOMBSTONE, Entry, WriteBack
 from tables.consumption import (
     ConsumptionConfig,
     ConsumptionState,
@@ -50,6 +51,16 @@ consumption_config = ConsumptionConfig(
 
 live_table = pdl_table("live")
 consumption_table = pdl_table("consumption")
+
+# Write-back state (stream/writeback.py): the readings agent's table writes are buffered and
+# flushed once per ``LINKY_STATE_FLUSH_SECONDS``; every read of a PDL table goes through it.
+writeback = WriteBack(
+    source_topic=settings.readings_topic,
+    interval_seconds=settings.state_flush_seconds,
+    max_held=settings.state_flush_max_held,
+)
+writeback.register(live_table)
+writeback.register(consumption_table)
 
 publisher = RedisPublisher(
     settings.redis_url,
@@ -80,33 +91,43 @@ _hot_states: DecodeCache[ConsumptionState] = DecodeCache()
 
 
 def load_consumption(pdl: str) -> ConsumptionState | None:
-    """The PDL's hot state, or None for a PDL never seen (in stream iteration: the event's
-    partition; outside: any local partition). Decoded once per stored value (DecodeCache)."""
+    """The PDL's hot state, or None for a PDL never seen: the write-back buffer's, else the
+    table's (in stream iteration: the event's partition; outside: any local partition), decoded
+    once per stored value (DecodeCache)."""
     key = pdl.encode()
+    entry = writeback.peek(consumption_table, key)
+    if entry is not None:
+        return None if entry is TOMBSTONE else entry.obj  # type: ignore[no-any-return]
     raw = consumption_table.get(key)
     return None if raw is None else _hot_states.get(key, raw, state_from_bytes)
 
 
-def store_consumption(pdl: str, fold: Fold) -> None:
-    """Write a fold's history records, then its hot value (this order matters, see above).
-    Must run inside stream iteration (faust needs the current event for table writes)."""
+def store_consumption(pdl: str, fold: Fold, partition: int) -> None:
+    """Buffer a fold's history records and its hot value (the flush writes records before hot
+    values, stream/writeback.py)."""
     for (kind, period), record in fold.writes.items():
         key = history_key(pdl, kind, period)
         if record is None:
-            if key in consumption_table:
-                del consumption_table[key]
+            writeback.delete(consumption_table, key, partition)
         else:
-            consumption_table[key] = record_to_bytes(record)
-    key, raw = pdl.encode(), state_to_bytes(fold.state)
-    consumption_table[key] = raw
-    _hot_states.put(key, raw, fold.state)
+            writeback.put(consumption_table, key, partition, record_to_bytes(record))
+    writeback.put(consumption_table, pdl.encode(), partition, Entry(fold.state, state_to_bytes))
+
+
+def _remember_hot_state(table: Any, key: bytes, entry: Entry[Any]) -> None:
+    """After a flush wrote a hot value: its decoded state stays memoized (no parse on next read)."""
+    if table is consumption_table and b"|" not in key:
+        _hot_states.put(key, entry.raw, entry.obj)
+
+
+writeback.on_flushed(_remember_hot_state)
 
 
 def history_loader(pdl: str) -> Any:
-    """``load(kind, period)`` for ``query_buckets``."""
+    """``load(kind, period)`` for ``query_buckets`` (buffered records included)."""
 
     def load(kind: str, period: str) -> Mapping[str, Any] | None:
-        raw = consumption_table.get(history_key(pdl, kind, period))
+        raw = writeback.read(consumption_table, history_key(pdl, kind, period))
         return None if raw is None else record_from_bytes(raw)
 
     return load
@@ -119,14 +140,14 @@ def snapshots() -> Iterator[Snapshot]:
     """Every live and conso snapshot of the partitions this worker processes (from the tables)."""
     from agents.contracts import contract_for  # the contracts table (imported late: agents import this module)
 
-    for key, raw in live_table.items():
+    for key, raw in writeback.items(live_table, live_table.items()):
         pdl = key.decode()
         yield live_channel(pdl), raw
-        hot = consumption_table.get(key)
+        hot = load_consumption(pdl)
         if hot is not None:
             contract = contract_for(pdl)
             versions = contract.versions if contract is not None else ()
-            payload = render_conso_payload(state_from_bytes(hot), pdl=pdl, config=consumption_config,
+            payload = render_conso_payload(hot, pdl=pdl, config=consumption_config,
                                            versions=versions, load=history_loader(pdl))  # fmt: skip
             yield conso_channel(pdl), encode(payload)
 
@@ -137,6 +158,21 @@ publisher.add_snapshot_source(snapshots)
 @app.task
 async def run_redis_publisher() -> None:
     await publisher.run()
+
+
+@app.timer(interval=max(0.1, min(1.0, settings.state_flush_seconds / 2)))
+async def flush_state() -> None:
+    """Flush the write-back buffer when due (the readings agent also flushes between events)."""
+    if writeback.enabled and writeback.due():
+        await writeback.flush()
+
+
+@app.before_revoke
+async def _flush_before_revoke(revoked: Any) -> None:
+    """Before faust hands partitions back: everything buffered is written and acknowledged, so
+    the held readings are acked (faust waits for that) and the next owner finds their state."""
+    if writeback.enabled:
+        await writeback.flush()
 
 
 @app.timer(interval=settings.metrics_interval_seconds)

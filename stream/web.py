@@ -28,7 +28,7 @@ from faust.web import Request, Response, View
 from agents.contracts import contract_for
 from stream.app import app, settings
 from tables.bill import bill_document
-from stream.state import consumption_config, consumption_table, history_loader, live_table, load_consumption
+from stream.state import consumption_config, consumption_table, history_loader, live_table, load_consumption, writeback
 from tables.calendar import local_midnight
 from tables.consumption import GRANULARITIES, index_csv, query_buckets, query_index
 
@@ -65,7 +65,7 @@ def routed(table: CollectionT) -> Callable[[Handler], Handler]:
 class LiveView(View):
     @routed(live_table)
     async def get(self, request: Request, pdl: str) -> Response:
-        raw = live_table.get(pdl.encode())
+        raw = writeback.read(live_table, pdl.encode())
         if raw is None:
             return self.json({"error": f"unknown PDL {pdl}", "pdl": pdl}, status=404)
         return self.bytes(raw, content_type="application/json")

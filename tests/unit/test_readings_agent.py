@@ -31,8 +31,8 @@ finally:
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[Any, ...]]]:
     seen: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(live, "handle", lambda key, value: seen.append(("live", key, value)))
-    monkeypatch.setattr(consumption, "handle", lambda key, value: seen.append(("consumption", key, value)))
+    monkeypatch.setattr(live, "handle", lambda key, value, partition: seen.append(("live", key, value, partition)))
+    monkeypatch.setattr(consumption, "handle", lambda key, value, partition: seen.append(("consumption", key, value, partition)))
     monkeypatch.setattr(battery, "handle", lambda key, value, partition: seen.append(("battery", key, value, partition)))
     yield seen
 
@@ -48,11 +48,11 @@ async def test_each_reading_goes_to_the_three_handlers_in_order(calls: list[tupl
         await agent.put(b'{"a": 1}', key=b"30000000000001", partition=2)
         await agent.put(b'{"a": 2}', key=None, partition=1)
     assert calls == [
-        ("live", b"30000000000001", b'{"a": 1}'),
-        ("consumption", b"30000000000001", b'{"a": 1}'),
+        ("live", b"30000000000001", b'{"a": 1}', 2),
+        ("consumption", b"30000000000001", b'{"a": 1}', 2),
         ("battery", b"30000000000001", b'{"a": 1}', 2),
-        ("live", None, b'{"a": 2}'),
-        ("consumption", None, b'{"a": 2}'),
+        ("live", None, b'{"a": 2}', 1),
+        ("consumption", None, b'{"a": 2}', 1),
         ("battery", None, b'{"a": 2}', 1),
     ]
 

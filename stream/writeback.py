@@ -1,0 +1,369 @@
+"""Write-back table state: per-PDL writes kept in memory, flushed once per interval (issue 14).
+
+faust sends one changelog record per table assignment (``Table.__setitem__`` -> ``send_changelog``),
+so a worker that rewrites a PDL's hot values on every reading sends several changelog records per
+reading. Kafka Streams puts a record cache in front of its stores and Quix Streams stages state per
+checkpoint; this module does the same for our tables:
+
+- handlers ``put``/``delete`` table keys here instead of in the table; reads go through ``peek``
+  and ``read`` (this buffer first, then the table), so a handler always sees its own writes;
+- the readings agent *holds* each event instead of acking it (``hold``): faust commits an offset
+  only once every event before it is acked;
+- ``flush`` writes every buffered key once (the last value wins) to its table, hence to RocksDB
+  and to the changelog, in the order that survives a crash (below), then acks the held events.
+  faust flushes its producer (every changelog send acknowledged) before it commits offsets
+  (``Consumer._commit_offsets``), so **an offset is committed only after the changelog holds every
+  change of the readings before it**. A crash replays from the last committed offset onto state that
+  is at most one flush old, and the folds are idempotent (a reading not newer than a PDL's cursor is
+  a no-op): totals stay exact (docs/stream.md "Processing guarantee").
+
+Order of one flush, per partition: history records (keys with ``|``) first, then hot values (keys
+without ``|``), then deletions. Every key of a PDL lives in the changelog partition of the PDL, so a
+crash in the middle of a flush leaves, per PDL, its new records without its new hot value (a replay
+rewrites identical records) or both, never a hot value pointing at a record not yet written nor a
+record deleted before the hot value that stops listing it.
+
+Table writes need faust's "current event" (its partition picks the RocksDB partition and the
+changelog partition). A flush runs outside stream iteration (a timer, a rebalance), so it sets
+faust's context variable to a stand-in event of the partition being flushed (``partition_context``).
+Values may be given as objects with an encoder: they are encoded once, at flush (JSON of a hot
+value per reading was a large share of the worker's time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from faust.streams import _current_event
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+__all__ = ["Entry", "TOMBSTONE", "WriteBack", "partition_context"]
+
+
+class TableLike(Protocol):
+    """What the buffer needs of a faust table (a dict in unit tests)."""
+
+    name: str
+
+    def get(self, key: bytes, default: Any = None) -> Any: ...
+
+    def __setitem__(self, key: bytes, value: bytes) -> None: ...
+
+    def __delitem__(self, key: bytes) -> None: ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+
+class Entry(Generic[T]):
+    """A buffered value: the object the handler works with and, lazily, its stored bytes."""
+
+    __slots__ = ("obj", "_encode", "_raw")
+
+    def __init__(self, obj: T, encode: Callable[[T], bytes] | None = None) -> None:
+        self.obj = obj
+        self._encode = encode
+        self._raw: bytes | None = obj if encode is None else None  # type: ignore[assignment]
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            assert self._encode is not None
+            self._raw = self._encode(self.obj)
+        return self._raw
+
+
+class _Tombstone:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "TOMBSTONE"
+
+
+TOMBSTONE: Any = _Tombstone()  # a buffered deletion
+
+
+class _Message:
+    __slots__ = ("partition", "topic", "__weakref__")
+
+    def __init__(self, partition: int, topic: str) -> None:
+        self.partition = partition
+        self.topic = topic
+
+
+class _PartitionEvent:
+    """The least of a faust event that table writes read: ``event.message.partition`` (RocksDB
+    partition and changelog partition) and ``event.message.topic`` (the source topic whose
+    partition count faust checks against the changelog's)."""
+
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, partition: int, topic: str) -> None:
+        self.message = _Message(partition, topic)
+
+
+@contextlib.contextmanager
+def partition_context(partition: int, topic: str) -> Iterator[None]:
+    """Make faust's table writes and reads in this block go to ``partition`` (as inside the
+    stream iteration of an event of ``topic`` on that partition)."""
+    event = _PartitionEvent(partition, topic)
+    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+FlushListener = Callable[[TableLike, bytes, Entry[Any]], None]
+
+
+@dataclass
+class _Partition:
+    writes: dict[tuple[str, bytes], Any] = field(default_factory=dict)  # (table, key) -> Entry | TOMBSTONE
+    held: list[tuple[Any, Any]] = field(default_factory=list)  # (stream, event) to ack after the flush
+
+
+class WriteBack:
+    """The worker's write-back buffer over its PDL tables (one per process, stream/state.py)."""
+
+    def __init__(
+        self,
+        *,
+        source_topic: str,
+        interval_seconds: float,
+        max_held: int = 20_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source_topic = source_topic
+        self.interval = interval_seconds
+        self.max_held = max_held
+        self._monotonic = monotonic
+        self._tables: dict[str, TableLike] = {}
+        self._parts: dict[int, _Partition] = {}
+        self._where: dict[tuple[str, bytes], int] = {}  # buffered key -> its partition
+        self._held = 0
+        self._last_flush = monotonic()
+        self._listeners: list[FlushListener] = []
+        self.flushes = 0
+        self.failures = 0
+        self.keys_written = 0
+
+    # ------------------------------------------------------------------ configuration
+
+    def register(self, table: TableLike) -> None:
+        self._tables[table.name] = table
+
+    def on_flushed(self, listener: FlushListener) -> None:
+        """``listener(table, key, entry)`` after each buffered value is written (decode caches)."""
+        self._listeners.append(listener)
+
+    @property
+    def enabled(self) -> bool:
+        """False when ``interval_seconds`` is 0: every write goes to the table at once."""
+        return self.interval > 0
+
+    # ------------------------------------------------------------------ writes and reads
+
+    def put(self, table: TableLike, key: bytes, partition: int, value: Entry[Any] | bytes) -> None:
+        """Buffer ``table[key] = value`` for the PDL partition ``partition``."""
+        entry = value if isinstance(value, Entry) else Entry(value)
+        self._buffer(table, key, partition, entry)
+
+    def delete(self, table: TableLike, key: bytes, partition: int) -> None:
+        """Buffer ``del table[key]`` (a no-op at flush if the key is not in the table)."""
+        self._buffer(table, key, partition, TOMBSTONE)
+
+    def _buffer(self, table: TableLike, key: bytes, partition: int, entry: Any) -> None:
+        if not self.enabled:  # write-through, inside the current event's stream iteration
+            if entry is TOMBSTONE:
+                if key in table:
+                    del table[key]
+            else:
+                table[key] = entry.raw
+                for listener in self._listeners:
+                    listener(table, key, entry)
+            return
+        ref = (table.name, key)
+        where = self._where.get(ref)
+        if where is not None and where != partition:  # the same key from two partitions: a bug
+            raise ValueError(f"{table.name}[{key!r}] buffered for partition {where}, then {partition}")
+        self._where[ref] = partition
+        writes = self._part(partition).writes
+        writes.pop(ref, None)  # re-inserted last: insertion order is the write order within a class
+        writes[ref] = entry
+
+    def peek(self, table: TableLike, key: bytes) -> Any:
+        """The buffered ``Entry``, ``TOMBSTONE``, or None when the key is not buffered."""
+        partition = self._where.get((table.name, key))
+        if partition is None:
+            return None
+        return self._parts[partition].writes[(table.name, key)]
+
+    def read(self, table: TableLike, key: bytes) -> bytes | None:
+        """The value a reader must see: the buffered one, else the table's."""
+        entry = self.peek(table, key)
+        if entry is None:
+            return table.get(key)  # type: ignore[no-any-return]
+        return None if entry is TOMBSTONE else entry.raw  # type: ignore[no-any-return]
+
+    def buffered(self, table: TableLike) -> Iterator[tuple[bytes, Any]]:
+        """``(key, Entry or TOMBSTONE)`` of every buffered key of ``table``."""
+        for part in self._parts.values():
+            for (name, key), entry in part.writes.items():
+                if name == table.name:
+                    yield key, entry
+
+    def items(self, table: TableLike, items: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+        """``table.items()`` as readers must see it: buffered values instead of stored ones,
+        buffered deletions left out, keys not yet in the table added."""
+        name = table.name
+        seen: set[bytes] = set()
+        for key, raw in items:
+            entry = self.peek(table, key)
+            if entry is None:
+                yield key, raw
+            else:
+                seen.add(key)
+                if entry is not TOMBSTONE:
+                    yield key, entry.raw
+        for key, entry in list(self.buffered(table)):
+            if key not in seen and entry is not TOMBSTONE and self._where.get((name, key)) is not None:
+                yield key, entry.raw
+
+    # ------------------------------------------------------------------ acks and flushes
+
+    def hold(self, stream: Any, event: Any) -> None:
+        """Ack ``event`` (an event of a ``stream.noack()`` stream) at the next flush, not now."""
+        if not self.enabled:
+            stream_ack(stream, event)
+            return
+        self._part(event.message.partition).held.append((stream, event))
+        self._held += 1
+
+    def due(self) -> bool:
+        """Whether a flush is due (interval elapsed with something buffered, or too many held)."""
+        if self._held >= self.max_held:
+            return True
+        return bool(self._parts) and self._monotonic() - self._last_flush >= self.interval
+
+    def held(self) -> int:
+        return self._held
+
+    async def flush(self, partitions: Iterable[int] | None = None) -> int:
+        """Write the buffered keys (all partitions, or those given), wait until Kafka acknowledged
+        their changelog records, then ack the events held for them. Returns how many keys were
+        written. The writes themselves are synchronous (no handler sees a half-written buffer);
+        readings keep being folded into a new buffer while the acknowledgements are awaited."""
+        chosen = list(self._parts) if partitions is None else [p for p in partitions if p in self._parts]
+        if partitions is None or not self._parts:
+            self._last_flush = self._monotonic()
+        written, futures, held = 0, [], []
+        for partition in chosen:
+            part = self._parts[partition]
+            try:
+                written += self._write(partition, part, futures)
+            except Exception:  # e.g. a store closed under us: keep the buffer (a retry rewrites it)
+                self.failures += 1
+                log.exception("state flush of partition %d failed; kept for the next flush", partition)
+                raise
+            del self._parts[partition]
+            for ref in part.writes:
+                self._where.pop(ref, None)
+            self._held -= len(part.held)
+            held.extend(part.held)
+        self.flushes += 1
+        self.keys_written += written
+        if futures:
+            try:
+                await asyncio.gather(*futures)  # every changelog record acknowledged by Kafka...
+            except Exception:  # not acked: faust commits no offset past these events
+                self.failures += 1
+                log.exception("changelog records of a state flush were not acknowledged; "
+                              "their readings stay uncommitted and will be replayed")  # fmt: skip
+                raise
+        for stream, event in held:  # ...before faust may commit the offsets of these events
+            stream_ack(stream, event)
+        return written
+
+    def discard(self, partitions: Iterable[int]) -> None:
+        """Forget the buffered writes and held events of ``partitions`` without writing them (their
+        events are not acked: the next owner replays them from the last committed offset)."""
+        for partition in list(partitions):
+            part = self._parts.pop(partition, None)
+            if part is None:
+                continue
+            for ref in part.writes:
+                self._where.pop(ref, None)
+            self._held -= len(part.held)
+
+    def _write(self, partition: int, part: _Partition, futures: list[Any]) -> int:
+        records, hots, deletes = [], [], []
+        for ref, entry in part.writes.items():
+            if entry is TOMBSTONE:
+                deletes.append(ref)
+            elif b"|" in ref[1]:
+                records.append((ref, entry))
+            else:
+                hots.append((ref, entry))
+        with partition_context(partition, self.source_topic):
+            for (name, key), entry in records + hots:
+                table = self._tables[name]
+                _set(table, partition, key, entry.raw, futures)
+                for listener in self._listeners:
+                    listener(table, key, entry)
+            for name, key in deletes:
+                table = self._tables[name]
+                if key in table:
+                    _delete(table, partition, key, futures)
+        return len(part.writes)
+
+    def _part(self, partition: int) -> _Partition:
+        part = self._parts.get(partition)
+        if part is None:
+            part = self._parts[partition] = _Partition()
+        return part
+
+
+def _set(table: Any, partition: int, key: bytes, raw: bytes, futures: list[Any]) -> None:
+    """``table[key] = raw`` (RocksDB, then the changelog record of faust's ``on_key_set``), keeping
+    the changelog send's future so the flush can wait for Kafka's acknowledgement."""
+    send = getattr(table, "send_changelog", None)
+    if send is None:  # a plain mapping (unit tests)
+        table[key] = raw
+        return
+    futures.append(send(partition, key, raw))
+    table.data[key] = raw
+    sensor = getattr(table, "_sensor_on_set", None)
+    if sensor is not None:
+        sensor(table, key, raw)
+
+
+def _delete(table: Any, partition: int, key: bytes, futures: list[Any]) -> None:
+    send = getattr(table, "send_changelog", None)
+    if send is None:
+        del table[key]
+        return
+    futures.append(send(partition, key, None, value_serializer="raw"))
+    del table.data[key]
+    sensor = getattr(table, "_sensor_on_del", None)
+    if sensor is not None:
+        sensor(table, key)
+
+
+def stream_ack(stream: Any, event: Any) -> None:
+    """``await stream.ack(event)`` without the await (faust's ``Stream.ack`` is a coroutine only
+    by its signature): the message is acked and the stream's sensors see the event out."""
+    last = event.ack()
+    message = event.message
+    stream._on_stream_event_out(message.tp, message.offset, stream, event)
+    if last:
+        stream._on_message_out(message.tp, message.offset, message)
