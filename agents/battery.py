@@ -8,8 +8,9 @@ before the hot value that lists them (tables/ledger.py ``to_storage``). Replays 
 when they change and each alert open/clear on ``linky:{pdl}:alerts`` (agents/alerts.py), with the
 same-name snapshot keys. The rules are in tables/; this file only moves data.
 
-Work without readings (month end, meter silence): a timer scans the worker's active partitions
-and, for the PDLs with something due, sends a tick to the internal ticks topic on the PDL's
+Work without readings (month end, meter silence): each stored state schedules the PDL at the
+earliest instant the timer could have work for it (stream/due_index.py); the timer looks only at
+the PDLs due and, for those with something to do, sends a tick to the internal ticks topic on the PDL's
 partition; ``battery_ticks`` applies it inside stream iteration (faust forbids table writes in
 timers).
 """
@@ -23,7 +24,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Callable, Iterator
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from stream import clock
 from agents import alerts
@@ -33,6 +34,7 @@ from agents.ticks import send_tick, ticks_topic
 from stream.app import app, pdl_table, settings
 from stream.battery_publish import add_snapshot_source, publish
 from stream.decode_cache import DecodeCache
+from stream.due_index import DueIndex
 from stream.redis_publisher import Snapshot, encode
 from stream.state import history_loader, load_consumption, writeback
 from stream.writeback import TOMBSTONE, Entry
@@ -51,6 +53,7 @@ from tables.ledger import (
     surplus_payload,
     reconcile,
     tick,
+    next_tick_due,
     tick_is_due,
     to_storage,
 )
@@ -68,6 +71,8 @@ REFOLDS = Counter(
     ["outcome"],
 )
 TICKS_SENT = Counter("linky_battery_ticks_sent_total", "Ticks sent by the battery timer (month end, silence)")
+TIMER_CHECKS = Counter("linky_battery_timer_checks_total", "PDL states the battery timer looked at (the due ones)")
+TIMER_SCHEDULED = Gauge("linky_battery_timer_scheduled", "PDLs of this worker with a scheduled timer check")
 
 
 def load(pdl: str) -> LedgerState | None:
@@ -115,6 +120,7 @@ def _store(before: LedgerState | None, after: LedgerState, partition: int) -> No
     for kind, key in deletes:
         writeback.delete(ledger, history_key(pdl, kind, key), partition)
     writeback.put(ledger, pdl.encode(), partition, Entry((hot, as_stored(after, _record_loader(pdl))), _encode_hot))
+    _schedule(after)
 
 
 def _encode_hot(obj: tuple[dict[str, Any], LedgerState]) -> bytes:
@@ -229,24 +235,63 @@ async def _contract_changed(pdl: str, contract: Contract | None, partition: int)
     _publish(before, fold, contract, force=True)
 
 
+_due: DueIndex[str] = DueIndex()  # pdl -> when the timer must look at it (stream/due_index.py)
+_scanned: set[int] = set()  # partitions whose PDLs are in ``_due`` (scanned once per assignment)
+TICK_RETRY_SECONDS = 60.0  # a PDL ticked is looked at again this much later if the tick got lost
+
+
+def _schedule(state: LedgerState, checked_at: datetime | None = None) -> None:
+    """Schedule the timer's next look at ``state`` (``checked_at``: when it found nothing to do)."""
+    when = next_tick_due(state, alerts.alert_settings, checked_at)
+    if when is not None:
+        _due.schedule(state.pdl, when.timestamp())
+
+
+def _active_partitions() -> set[int]:
+    topic = settings.readings_topic
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+
+
 @app.timer(interval=settings.battery_tick_seconds)
 async def battery_timer() -> None:
-    """Wall-clock scan of this worker's active partitions: tick the PDLs with something due."""
+    """Tick the PDLs of this worker's active partitions that have something due (a day or month
+    to close, a silent meter): O(PDLs due), at most ``LINKY_BATTERY_TICK_MAX_PER_RUN`` per run,
+    yielding to the agents every 200. A partition newly assigned is scanned once (paced)."""
     now = clock.now()
-    due: list[LedgerState] = []
+    active = _active_partitions()
+    _scanned.intersection_update(active)
     try:
-        for i, state in enumerate(_hot_states()):
-            if state.partition is not None and tick_is_due(state, now, alerts.alert_settings):
-                due.append(state)
-            if i % 200 == 199:
-                await asyncio.sleep(0)  # let the agents run during a long scan
+        if active - _scanned:
+            new = active - _scanned
+            for i, state in enumerate(_hot_states()):
+                if state.partition in new:
+                    _schedule(state)
+                if i % 200 == 199:
+                    await asyncio.sleep(0)  # let the agents run during a long scan
+            _scanned.update(new)
     except Exception:  # a rebalance can close a partition's store under the scan: next tick
         log.debug("battery timer scan interrupted", exc_info=True)
         return
-    for state in due:
-        assert state.partition is not None
-        await send_tick(state.pdl, state.partition, now)
-        TICKS_SENT.inc()
+    checked = 0
+    for pdl in _due.pop_due(now.timestamp(), limit=settings.battery_tick_max_per_run):
+        checked += 1
+        if checked % 200 == 0:
+            await asyncio.sleep(0)
+        try:
+            state = load(pdl)
+        except Exception:
+            log.debug("battery timer: %s unreadable (rebalance?)", pdl, exc_info=True)
+            continue
+        if state is None or state.partition not in active:
+            continue  # gone, or another worker's now (its timer schedules it)
+        if tick_is_due(state, now, alerts.alert_settings):
+            await send_tick(state.pdl, state.partition, now)
+            TICKS_SENT.inc()
+            _due.schedule(pdl, now.timestamp() + TICK_RETRY_SECONDS)
+        else:  # nothing to do now (a reading moved it, or already closed): its next instant
+            _schedule(state, checked_at=now)
+    TIMER_CHECKS.inc(checked)
+    TIMER_SCHEDULED.set(len(_due))
 
 
 def _report_refolds(pdl: str, fold: LedgerFold) -> None:

@@ -69,6 +69,7 @@ class Settings:
     edge_linger_ms: int = 5
     # Battery, surplus and alerts (docs/configuration.md "battery/alerts")
     battery_tick_seconds: float = 10.0  # timer: month-end close and meter-silent checks
+    battery_tick_max_per_run: int = 5000  # PDLs the timer looks at per run at most (midnight spreads over runs)
     alert_overload_share: float = 1.0  # power above this share of the subscribed power...
     alert_overload_seconds: float = 30.0  # ...for this long opens "overload"
     alert_overload_clear_seconds: float = 60.0

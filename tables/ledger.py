@@ -47,6 +47,7 @@ from tables.contracts import (
     version_to_dict,
 )
 from tables.calendar import local_midnight as paris_midnight
+from tables.calendar import local_date, to_utc
 from tables.deltas import TOTAL, Cursor, advance, cursor_from_dict, cursor_to_dict
 from tables.rows import UNLOADED, LazyRows
 
@@ -449,6 +450,39 @@ def close_if_due(state: LedgerState, now: datetime) -> LedgerFold:
 def tick_is_due(state: LedgerState, now: datetime, settings: alr.AlertSettings) -> bool:
     """Whether ``tick`` would change anything (the timer sends a tick message only then)."""
     return tick(state, now, settings)[0].changed
+
+
+def next_tick_due(state: LedgerState, settings: alr.AlertSettings, checked_at: datetime | None = None) -> datetime | None:
+    """The earliest wall-clock instant at which ``tick`` could change ``state`` (None: never
+    without a new reading). The timer looks at a PDL only from then on (agents/battery.py), so a
+    run costs O(PDLs due), not O(PDLs).
+
+    ``tick(state, now)`` depends on ``now`` only through its local date (closing days and months,
+    pruning, the daily-budget episode) and the meter-silence deadline. So, for a state just
+    stored (``checked_at`` None): the end of its open battery or surplus day, of an open budget
+    episode's day, or the silence deadline. For a state ``tick`` had nothing to do with at
+    ``checked_at``: the next local midnight after it, or the silence deadline if later than it.
+    Never later than the true instant (tests/unit/test_due_index.py compares with ``tick_is_due``).
+    """
+    al = state.alerts
+    silence = None
+    if al.last_seen is not None and "meter_silent" not in al.open:
+        silence = to_utc(al.last_seen) + timedelta(seconds=settings.silent_seconds)
+    due: list[datetime] = []
+    if checked_at is None:
+        for day in (state.battery.current_day, state.surplus.current_day):
+            if day is not None:
+                due.append(paris_midnight(day + timedelta(days=1)))
+        if "daily_budget" in al.open and al.day is not None:
+            due.append(paris_midnight(al.day + timedelta(days=1)))
+        if silence is not None:
+            due.append(silence)
+    else:
+        if state.battery.current_day is not None or state.surplus.current_day is not None or "daily_budget" in al.open:
+            due.append(paris_midnight(local_date(checked_at) + timedelta(days=1)))
+        if silence is not None and silence > checked_at:
+            due.append(silence)
+    return min(due) if due else None
 
 
 # --------------------------------------------------------------------------- rendering

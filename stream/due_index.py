@@ -1,0 +1,72 @@
+"""When each PDL next needs the timer: a heap with one live entry per key (issue 14).
+
+The battery timer used to decode and test every PDL of the worker every 10 s (O(PDLs) per tick:
+with 100,000 PDLs that alone saturated a core). Instead each stored state schedules its key at
+the earliest instant the timer could have work for it (tables/ledger.py ``next_tick_due``), and a
+tick pops only the keys that are due.
+
+One live entry per key: scheduling a key that already has an entry at or before the new instant
+does nothing (the earlier check will find the state not due and schedule it again), an earlier
+instant replaces it (the old heap entry becomes stale and is skipped when popped). So the heap
+holds about one entry per PDL, and a reading costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+__all__ = ["DueIndex"]
+
+
+class DueIndex(Generic[K]):
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, K]] = []
+        self._at: dict[K, float] = {}
+        self._seq = 0  # ties: first scheduled, first popped (and keys never compared)
+
+    def schedule(self, key: K, when: float) -> None:
+        """Make sure ``key`` is popped no later than ``when`` (epoch seconds)."""
+        current = self._at.get(key)
+        if current is not None and current <= when:
+            return
+        self._at[key] = when
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, key))
+
+    def pop_due(self, now: float, limit: int | None = None) -> list[K]:
+        """The keys scheduled at or before ``now``, earliest first, at most ``limit`` of them;
+        they are unscheduled (schedule them again if they still need the timer)."""
+        out: list[K] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now and (limit is None or len(out) < limit):
+            when, _, key = heapq.heappop(heap)
+            if self._at.get(key) == when:
+                del self._at[key]
+                out.append(key)
+        if len(heap) > 4 * len(self._at) + 1024:  # many stale entries: rebuild
+            self._heap = [(w, i, k) for w, i, k in heap if self._at.get(k) == w]
+            heapq.heapify(self._heap)
+        return out
+
+    def next_at(self) -> float | None:
+        """The earliest scheduled instant, if any."""
+        while self._heap and self._at.get(self._heap[0][2]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def forget(self, key: K) -> None:
+        self._at.pop(key, None)
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._at.clear()
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._at

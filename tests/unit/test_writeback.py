@@ -1,0 +1,224 @@
+"""The write-back buffer (stream/writeback.py) over plain mappings: read-your-writes, the write
+order of a flush, acks only after the changelog acknowledged, failures keep everything."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from faust.streams import current_event
+
+from stream.writeback import TOMBSTONE, Entry, WriteBack, partition_context
+
+
+class Table(dict):  # type: ignore[type-arg]
+    """A mapping with a name that records the order of its writes (and their partition)."""
+
+    def __init__(self, name: str, log: list[tuple[Any, ...]]) -> None:
+        super().__init__()
+        self.name = name
+        self.log = log
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        event = current_event()
+        self.log.append(("set", self.name, key, event.message.partition if event else None))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self.log.append(("del", self.name, key))
+        super().__delitem__(key)
+
+
+class ChangelogTable(Table):
+    """A table whose changelog sends return futures the test resolves (faust's ``send_changelog``)."""
+
+    def __init__(self, name: str, log: list[tuple[Any, ...]]) -> None:
+        super().__init__(name, log)
+        self.futures: list[asyncio.Future[None]] = []
+        self.data = self
+
+    def send_changelog(self, partition: int, key: bytes, value: bytes | None, **kw: Any) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.futures.append(fut)
+        return fut
+
+
+class Message:
+    def __init__(self, partition: int, offset: int) -> None:
+        self.partition, self.offset, self.tp = partition, offset, ("t", partition)
+
+
+class Event:
+    def __init__(self, partition: int, offset: int, acked: list[int]) -> None:
+        self.message = Message(partition, offset)
+        self._acked = acked
+
+    def ack(self) -> bool:
+        self._acked.append(self.message.offset)
+        return True
+
+
+class Stream:
+    def _on_stream_event_out(self, *args: Any) -> None:
+        pass
+
+    def _on_message_out(self, *args: Any) -> None:
+        pass
+
+
+def make(interval: float = 5.0) -> tuple[WriteBack, list[float]]:
+    now = [0.0]
+    return WriteBack(source_topic="readings", interval_seconds=interval, monotonic=lambda: now[0]), now
+
+
+async def test_reads_see_buffered_writes_and_tables_see_nothing_before_the_flush() -> None:
+    log: list[tuple[Any, ...]] = []
+    wb, _ = make()
+    table = Table("consumption", log)
+    table[b"old"] = b"stored"
+    log.clear()
+    wb.register(table)
+    wb.put(table, b"pdl1", 2, Entry({"n": 1}, lambda obj: repr(obj).encode()))
+    wb.delete(table, b"old", 2)
+    assert wb.peek(table, b"pdl1").obj == {"n": 1}
+    assert wb.peek(table, b"old") is TOMBSTONE
+    assert wb.read(table, b"old") is None and wb.read(table, b"pdl1") == b"{'n': 1}"
+    assert wb.peek(table, b"other") is None and wb.read(table, b"other") is None
+    assert log == [] and table == {b"old": b"stored"}
+    assert dict(wb.items(table, table.items())) == {b"pdl1": b"{'n': 1}"}
+    await wb.flush()
+    assert table == {b"pdl1": b"{'n': 1}"}
+    assert wb.peek(table, b"pdl1") is None  # now read from the table
+
+
+async def test_a_flush_writes_each_key_once_records_then_hot_values_then_deletions() -> None:
+    log: list[tuple[Any, ...]] = []
+    wb, _ = make()
+    table = Table("ledger", log)
+    table[b"P|bd|2026-10-01"] = b"old row"
+    log.clear()
+    wb.register(table)
+    for n in range(3):  # three readings of the same PDL: one write of its hot value
+        wb.put(table, b"P", 1, f"hot {n}".encode())
+    wb.delete(table, b"P|bd|2026-10-01", 1)
+    wb.put(table, b"P|bd|2026-10-25", 1, b"new row")  # written after the hot value by the handler
+    wb.put(table, b"Q", 3, b"hot q")
+    await wb.flush()
+    assert log == [
+        ("set", "ledger", b"P|bd|2026-10-25", 1),  # records first...
+        ("set", "ledger", b"P", 1),  # ...then the hot value that lists them...
+        ("del", "ledger", b"P|bd|2026-10-01"),  # ...then the deletions
+        ("set", "ledger", b"Q", 3),  # every write in the context of its own partition
+    ]
+    assert table[b"P"] == b"hot 2"
+    assert wb.keys_written == 4  # three puts of P coalesced into one
+
+
+async def test_held_events_are_acked_only_once_kafka_acknowledged_the_changelog() -> None:
+    log: list[tuple[Any, ...]] = []
+    acked: list[int] = []
+    wb, now = make(interval=5.0)
+    table = ChangelogTable("live", log)
+    wb.register(table)
+    stream = Stream()
+    for offset in range(3):
+        wb.put(table, b"P", 0, f"v{offset}".encode())
+        wb.hold(stream, Event(0, offset, acked))
+    assert wb.held() == 3 and not wb.due()
+    now[0] = 5.0
+    assert wb.due()
+    flush = asyncio.ensure_future(wb.flush())
+    await asyncio.sleep(0)
+    assert table[b"P"] == b"v2" and len(table.futures) == 1  # written, one changelog record...
+    assert acked == []  # ...but not acknowledged yet: nothing may be committed
+    wb.put(table, b"P", 0, b"v3")  # readings go on meanwhile, into a new buffer
+    wb.hold(stream, Event(0, 3, acked))
+    table.futures[0].set_result(None)
+    assert await flush == 1
+    assert acked == [0, 1, 2]
+    assert wb.held() == 1 and wb.peek(table, b"P").obj == b"v3"
+
+
+async def test_a_changelog_failure_acks_nothing() -> None:
+    acked: list[int] = []
+    wb, _ = make()
+    table = ChangelogTable("live", [])
+    wb.register(table)
+    wb.put(table, b"P", 0, b"v")
+    wb.hold(Stream(), Event(0, 7, acked))
+    flush = asyncio.ensure_future(wb.flush())
+    await asyncio.sleep(0)
+    table.futures[0].set_exception(RuntimeError("broker down"))
+    with pytest.raises(RuntimeError):
+        await flush
+    assert acked == [] and wb.failures == 1
+
+
+async def test_a_failed_write_keeps_the_buffer_and_the_held_events() -> None:
+    acked: list[int] = []
+    wb, _ = make()
+
+    class Broken(Table):
+        def __setitem__(self, key: bytes, value: bytes) -> None:
+            raise OSError("store closed")
+
+    table = Broken("live", [])
+    wb.register(table)
+    wb.put(table, b"P", 0, b"v")
+    wb.hold(Stream(), Event(0, 1, acked))
+    with pytest.raises(OSError):
+        await wb.flush()
+    assert acked == [] and wb.held() == 1 and wb.peek(table, b"P").obj == b"v"
+
+
+async def test_max_held_makes_a_flush_due_before_the_interval() -> None:
+    wb = WriteBack(source_topic="readings", interval_seconds=60, max_held=2, monotonic=lambda: 0.0)
+    wb.hold(Stream(), Event(0, 1, []))
+    assert not wb.due()
+    wb.hold(Stream(), Event(0, 2, []))
+    assert wb.due()
+
+
+async def test_discard_forgets_without_writing_or_acking() -> None:
+    log: list[tuple[Any, ...]] = []
+    acked: list[int] = []
+    wb, _ = make()
+    table = Table("live", log)
+    wb.register(table)
+    wb.put(table, b"P", 0, b"v")
+    wb.put(table, b"Q", 1, b"w")
+    wb.hold(Stream(), Event(0, 1, acked))
+    wb.discard([0])
+    assert wb.peek(table, b"P") is None and wb.peek(table, b"Q").obj == b"w" and wb.held() == 0
+    await wb.flush()
+    assert table == {b"Q": b"w"} and acked == []
+
+
+async def test_interval_zero_writes_through_and_acks_at_once() -> None:
+    log: list[tuple[Any, ...]] = []
+    acked: list[int] = []
+    wb, _ = make(interval=0)
+    table = Table("live", log)
+    wb.register(table)
+    with partition_context(3, "readings"):
+        wb.put(table, b"P", 3, b"v")
+        wb.hold(Stream(), Event(3, 9, acked))
+    assert log == [("set", "live", b"P", 3)] and acked == [9] and wb.peek(table, b"P") is None
+
+
+def test_a_key_buffered_for_two_partitions_is_a_bug() -> None:
+    wb, _ = make()
+    table = Table("live", [])
+    wb.register(table)
+    wb.put(table, b"P", 0, b"v")
+    with pytest.raises(ValueError):
+        wb.put(table, b"P", 1, b"w")
+
+
+def test_partition_context_is_what_faust_table_writes_read() -> None:
+    assert current_event() is None
+    with partition_context(5, "linky.readings"):
+        event = current_event()
+        assert event is not None and event.message.partition == 5 and event.message.topic == "linky.readings"
+    assert current_event() is None
