@@ -1,6 +1,7 @@
 """Single-worker stream throughput (readings/s on one core), against a baseline in the same run.
 
     .venv/bin/python bench/stream_throughput.py [--readings 20000] [--pdls 200] [--repeat 1]
+        [--apps floor,baseline,stream[,before] --before DIR] [--env LINKY_X=Y ...]
 
 For each app, a fresh topic (4 partitions) is filled with the same simulated readings (standard
 mode, every 2 s per PDL, two tariff registers and injection, 2 % duplicates), then one worker is
@@ -9,6 +10,7 @@ and its /metrics polled. The rate is measured between 10 % and 100 % of the read
 (start-up and partition assignment excluded), with the worker's CPU time per reading over the same
 span (Linux: /proc; less sensitive than the rate to other load on the machine):
 
+- ``floor``: bench/stream_floor_app.py, a bare aiokafka consumer + ``json.loads`` (no faust);
 - ``baseline``: bench/stream_noop_app.py, the same faust configuration with one agent that
   only decodes each reading's JSON (faust + aiokafka + event loop cost);
 - ``stream``: the real worker, ``faust -A stream.app worker`` (every agent of agents/: the
@@ -16,6 +18,11 @@ span (Linux: /proc; less sensitive than the rate to other load on the machine):
   tables with changelogs; Redis publishes). A reading counts as processed once the live,
   consumption *and* battery counters have all passed it.
 
+- ``before``: the real worker of another checkout (``--before DIR``, e.g. a git worktree of an
+  older commit), same data, interleaved with the others: before/after in the same run.
+
+For the stream workers the bench also reports the changelog records sent per reading (the end
+offsets of the app's changelog topics, after the last write-back flush) and the worker's RSS.
 Kafka, Redis and the producer run on the other core. Numbers are for this machine only; compare
 the ratio, not the absolute figure, across machines.
 """
@@ -40,7 +47,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from aiokafka import AIOKafkaProducer
+from typing import NamedTuple
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +59,7 @@ from deploy.local import stack as local_stack  # noqa: E402
 
 PARIS = ZoneInfo("Europe/Paris")
 APPS = {
+    "floor": ("bench.stream_floor_app", [("linky_bench_floor_readings_total", {})]),
     "baseline": ("bench.stream_noop_app", [("linky_bench_noop_readings_total", {})]),
     "stream": (
         "stream.app",
@@ -133,26 +143,40 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class Run(NamedTuple):
+    rate: float  # readings/s between 10 % and 100 % processed
+    cpu_ms: float | None  # worker CPU ms per reading over the same span
+    changelog_per_reading: float | None  # changelog records sent per reading (all tables)
+    rss_mb: float | None  # worker resident memory at the end
+
+
 def run_one(
-    kind: str, cfg: local_stack.StackConfig, data: list[tuple[bytes, bytes]], workdir: Path
-) -> tuple[float, float | None]:
-    """(readings/s, worker CPU ms per reading or None) between 10 % and 100 % processed."""
-    module, counters = APPS[kind]
+    kind: str, cfg: local_stack.StackConfig, data: list[tuple[bytes, bytes]], workdir: Path,
+    before: Path | None = None, extra_env: dict[str, str] | None = None,
+) -> Run:  # fmt: skip
+    """One worker of ``kind`` on a fresh topic filled with ``data``."""
+    module, counters = APPS["stream" if kind == "before" else kind]
+    root = before if kind == "before" and before is not None else ROOT
     tag = uuid.uuid4().hex[:8]
     topic = f"bench.readings.{tag}"
+    app_id = f"bench-{kind}-{tag}"
     asyncio.run(fill_topic(cfg.bootstrap_servers, topic, data))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LINKY_")}
     env.update(
         LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_worker_url, LINKY_READINGS_TOPIC=topic,
-        LINKY_CONTRACTS_TOPIC=f"{topic}.contracts", LINKY_APP_ID=f"bench-{kind}-{tag}",
-        LINKY_DATADIR=str(workdir / f"{kind}-{tag}"), LINKY_WEB_PORT=str(port), PYTHONPATH=str(ROOT),
+        LINKY_CONTRACTS_TOPIC=f"{topic}.contracts", LINKY_APP_ID=app_id,
+        LINKY_DATADIR=str(workdir / f"{kind}-{tag}"), LINKY_WEB_PORT=str(port), PYTHONPATH=str(root),
     )  # fmt: skip
-    cmd = [sys.executable, "-m", "faust", "-A", module, "worker", "-l", "warn"]
+    env.update(extra_env or {})
+    if kind == "floor":
+        cmd = [sys.executable, "-m", module]
+    else:
+        cmd = [sys.executable, "-m", "faust", "-A", module, "worker", "-l", "warn"]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
     log = open(workdir / f"{kind}-{tag}.log", "wb")
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     n = len(data)
     try:
         def done() -> float:
@@ -173,13 +197,46 @@ def run_one(
                 t100, cpu100 = now, cpu_seconds(proc.pid)
             time.sleep(0.1)
         cpu_ms = None if cpu10 is None or cpu100 is None else (cpu100 - cpu10) / (n - c10) * 1e3
-        return (n - c10) / (t100 - t10), cpu_ms
+        rss = rss_mb(proc.pid)
+        if kind in ("stream", "before"):
+            time.sleep(float(env.get("LINKY_STATE_FLUSH_SECONDS", "5")) + 1.0)  # the last flush
+            records = asyncio.run(changelog_records(cfg.bootstrap_servers, app_id))
+            per_reading: float | None = records / n
+        else:
+            per_reading = None
+        return Run((n - c10) / (t100 - t10), cpu_ms, per_reading, rss)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+async def changelog_records(bootstrap: str, app_id: str) -> int:
+    """Records in the app's changelog topics (``{app_id}-{table}-changelog``, not compacted yet)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        topics = [t for t in await consumer.topics() if t.startswith(f"{app_id}-") and t.endswith("-changelog")]
+        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        if not tps:
+            return 0
+        begin, end = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        return sum(end[tp] - begin[tp] for tp in tps)
+    finally:
+        await consumer.stop()
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def _free_port() -> int:
@@ -194,23 +251,40 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--readings", type=int, default=20_000)
     parser.add_argument("--pdls", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=1, help="runs per app; the best is kept")
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved runs per app; the best is kept")
+    parser.add_argument("--apps", default="floor,baseline,stream", help="comma-separated: floor, baseline, stream, before")
+    parser.add_argument("--before", type=Path, help="a checkout of the code to compare with (app 'before')")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the stream workers (an ablation), repeatable")  # fmt: skip
     args = parser.parse_args()
+    kinds = [k for k in args.apps.split(",") if k]
+    if "before" in kinds and args.before is None:
+        parser.error("app 'before' needs --before DIR (e.g. git worktree add /tmp/before HEAD~3)")
+    extra = dict(item.split("=", 1) for item in args.env)
     cfg = local_stack.StackConfig.from_env()
     local_stack.up(cfg, quiet=True)
     data = readings(args.readings, args.pdls)
     print(f"# stream throughput: {len(data)} readings, {args.pdls} PDLs, 1 worker on CPU 0 "
           f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})")  # fmt: skip
-    results: dict[str, tuple[float, float | None]] = {}
+    if extra:
+        print(f"# stream workers' extra environment: {extra}")
+    runs: dict[str, list[Run]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory(prefix="linky-bench-") as tmp:
-        for kind in APPS:
-            runs = [run_one(kind, cfg, data, Path(tmp)) for _ in range(args.repeat)]
-            results[kind] = max(runs, key=lambda run: run[0])  # the best rate, with its CPU
-    base = results["baseline"][0]
-    print(f"{'app':<10} {'readings/s':>12} {'vs baseline':>12} {'CPU ms/reading':>15}")
-    for kind, (rate, cpu_ms) in results.items():
-        cpu = "n/a" if cpu_ms is None else f"{cpu_ms:.3f}"
-        print(f"{kind:<10} {rate:>12.0f} {rate / base:>11.2f}x {cpu:>15}")
+        for _ in range(args.repeat):  # interleaved: the machine's noise hits every app alike
+            for kind in kinds:
+                runs[kind].append(run_one(kind, cfg, data, Path(tmp), args.before,
+                                          extra if kind in ("stream", "before") else None))  # fmt: skip
+    results = {kind: max(rs, key=lambda r: r.rate) for kind, rs in runs.items()}
+    base = results["baseline"].rate if "baseline" in results else None
+    print(f"{'app':<10} {'readings/s':>12} {'vs baseline':>12} {'CPU ms/reading':>15} {'changelog/reading':>18} {'RSS MB':>7}")
+    for kind, r in results.items():
+        cpu = "n/a" if r.cpu_ms is None else f"{r.cpu_ms:.3f}"
+        ratio = "n/a" if base is None else f"{r.rate / base:.2f}x"
+        per = "" if r.changelog_per_reading is None else f"{r.changelog_per_reading:.3f}"
+        rss = "" if r.rss_mb is None else f"{r.rss_mb:.0f}"
+        print(f"{kind:<10} {r.rate:>12.0f} {ratio:>12} {cpu:>15} {per:>18} {rss:>7}")
+    if args.repeat > 1:
+        print("# every run (readings/s): " + "; ".join(f"{k}: " + ", ".join(f"{r.rate:.0f}" for r in rs) for k, rs in runs.items()))
     return 0
 
 

@@ -22,6 +22,9 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 from zoneinfo import ZoneInfo
 
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
 from stream import metrics
 from stream.decode_cache import DecodeCache
 from stream.app import app, pdl_table, settings
@@ -54,11 +57,33 @@ consumption_table = pdl_table("consumption")
 
 # Write-back state (stream/writeback.py): the readings agent's table writes are buffered and
 # flushed once per ``LINKY_STATE_FLUSH_SECONDS``; every read of a PDL table goes through it.
+FLUSH_SECONDS = Histogram(
+    "linky_stream_state_flush_seconds",
+    "Write-back flushes: from the table writes to Kafka's acknowledgement of their changelog records",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+FLUSH_KEYS = Counter("linky_stream_state_flushed_keys_total", "Table keys written by write-back flushes")
 writeback = WriteBack(
     source_topic=settings.readings_topic,
     interval_seconds=settings.state_flush_seconds,
     max_held=settings.state_flush_max_held,
+    observe=lambda seconds, keys: (FLUSH_SECONDS.observe(seconds), FLUSH_KEYS.inc(keys)),
 )
+
+
+class _WriteBackCollector:
+    """Held readings and flush failures, read off ``writeback`` at each scrape."""
+
+    def collect(self) -> Iterator[Any]:
+        yield GaugeMetricFamily("linky_stream_state_held_readings",
+                                "Readings folded but not yet acked: their state waits for the next flush",
+                                value=writeback.held())  # fmt: skip
+        yield CounterMetricFamily("linky_stream_state_flush_failures",
+                                  "Write-back flushes that failed (their readings stay uncommitted)",
+                                  value=writeback.failures)  # fmt: skip
+
+
+REGISTRY.register(_WriteBackCollector())
 writeback.register(live_table)
 writeback.register(consumption_table)
 

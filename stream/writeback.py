@@ -142,6 +142,7 @@ class WriteBack:
         interval_seconds: float,
         max_held: int = 20_000,
         monotonic: Callable[[], float] = time.monotonic,
+        observe: Callable[[float, int], None] | None = None,
     ) -> None:
         self.source_topic = source_topic
         self.interval = interval_seconds
@@ -153,6 +154,7 @@ class WriteBack:
         self._held = 0
         self._last_flush = monotonic()
         self._listeners: list[FlushListener] = []
+        self._observe = observe  # (seconds from write to acknowledgement, keys written) per flush
         self.flushes = 0
         self.failures = 0
         self.keys_written = 0
@@ -266,6 +268,7 @@ class WriteBack:
         chosen = list(self._parts) if partitions is None else [p for p in partitions if p in self._parts]
         if partitions is None or not self._parts:
             self._last_flush = self._monotonic()
+        started = self._monotonic()
         written, futures, held = 0, [], []
         for partition in chosen:
             part = self._parts[partition]
@@ -292,6 +295,8 @@ class WriteBack:
                 raise
         for stream, event in held:  # ...before faust may commit the offsets of these events
             stream_ack(stream, event)
+        if self._observe is not None and chosen:
+            self._observe(self._monotonic() - started, written)
         return written
 
     def discard(self, partitions: Iterable[int]) -> None:

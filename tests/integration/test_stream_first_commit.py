@@ -82,14 +82,17 @@ async def test_backlog_is_folded_after_a_kill_before_the_first_commit(
     backlog = len(sequence) * 2 // 3
     await produce(kafka_bootstrap, topic, sequence[:backlog])
     last_time = {pdl: rs[-1]["time"] for pdl, rs in readings.items()}
+    # a short write-back flush interval: the changelogs hold table changes before the kill
+    # (what makes the case), while the commit timer still has not run
     env = worker_env(kafka_bootstrap, redis_worker_url, topic, app_id, LINKY_TOPIC_PARTITIONS=str(partitions),
-                     LINKY_KAFKA_COMMIT_INTERVAL_SECONDS="60")  # fmt: skip
+                     LINKY_KAFKA_COMMIT_INTERVAL_SECONDS="60", LINKY_STATE_FLUSH_SECONDS="0.5")  # fmt: skip
     a = Worker("worker-a", env, tmp_path / "data-a", tmp_path)
     b = Worker("worker-b", env, tmp_path / "data-b", tmp_path)
     try:
         a.start()
         if kill == "while-folding":
-            kill_when(a, lambda: a.metric(PROCESSED, agent="consumption") >= 100, 60, "worker A folding readings")
+            kill_when(a, lambda: a.metric(PROCESSED, agent="consumption") >= 100
+                      and a.metric("linky_stream_state_flushed_keys_total") > 0, 60, "worker A folding readings")  # fmt: skip
             # what makes the case: the tables' changelogs hold changes (the restart recovers them)...
             changelog = await end_offsets(kafka_bootstrap, f"{app_id}-consumption-changelog", partitions)
             assert sum(changelog) > 0, "nothing reached the consumption changelog before the kill"
