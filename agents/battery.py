@@ -22,7 +22,7 @@ import json
 import logging
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from prometheus_client import Counter, Gauge
 
@@ -150,12 +150,12 @@ def _hot_states() -> Iterator[LedgerState]:
             yield _decode(key.decode(), raw)
 
 
-def handle(key: bytes | None, value: bytes, partition: int) -> None:
+def handle(key: bytes | None, value: bytes | Mapping[str, Any], partition: int, received_at: float | None = None) -> None:
     """Fold one reading into its PDL's ledger and alerts; store once; publish what changed.
     Called by agents/readings.py for each event of the readings topic (inside stream iteration:
     ``partition`` is the event's)."""
     try:
-        reading = json.loads(value)
+        reading = json.loads(value) if isinstance(value, (bytes, str)) else value  # parsed once by the agent
         pdl = key.decode() if key else str(reading["pdl"])
     except (ValueError, KeyError, TypeError, AttributeError):
         READINGS.labels("invalid").inc()
@@ -185,7 +185,7 @@ def handle(key: bytes | None, value: bytes, partition: int) -> None:
     if fold.changed:
         last_end = after.battery.last_end
         event_time = last_end.timestamp() if last_end is not None else None
-        _publish(before, fold._replace(state=after), contract, event_time=event_time)
+        _publish(before, fold._replace(state=after), contract, event_time=event_time, received_at=received_at)
     alerts.publish_events(after.alerts, alert_events, prefs)
 
 
@@ -313,15 +313,16 @@ def _publish(
     *,
     force: bool = False,
     event_time: float | None = None,
+    received_at: float | None = None,
 ) -> None:
     """Queue the battery and surplus payloads that changed (never waits for Redis).
     ``event_time``: the reading's time (latency histogram), None for ticks and contract changes."""
     after = fold.state
     pdl = after.pdl
     if force or after.battery != before.battery:
-        publish(f"linky:{pdl}:battery", battery_payload(after, contract), event_time=event_time)
+        publish(f"linky:{pdl}:battery", battery_payload(after, contract), event_time=event_time, received_at=received_at)
     if force or after.surplus != before.surplus:
-        publish(f"linky:{pdl}:surplus", surplus_payload(after, contract), event_time=event_time)
+        publish(f"linky:{pdl}:surplus", surplus_payload(after, contract), event_time=event_time, received_at=received_at)
 
 
 def snapshots() -> Iterator[Snapshot]:

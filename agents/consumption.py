@@ -10,6 +10,7 @@ meter change) in ``linky_stream_index_events_total``.
 from __future__ import annotations
 
 import json
+from typing import Any, Mapping
 import logging
 
 from agents.contracts import contract_for, on_contract_change
@@ -30,11 +31,11 @@ AGENT = "consumption"
 APPLIED, BASELINE, DUPLICATE = (metrics.READINGS.labels(AGENT, o) for o in ("applied", "baseline", "duplicate"))
 
 
-def handle(key: bytes | None, value: bytes, partition: int) -> None:
+def handle(key: bytes | None, value: bytes | Mapping[str, Any], partition: int, received_at: float | None = None) -> None:
     """Fold one reading into its PDL's buckets, buffer the writes (stream/writeback.py), publish
     (inside stream iteration; ``partition`` is the event's)."""
     try:
-        reading = json.loads(value)
+        reading = json.loads(value) if isinstance(value, (bytes, str)) else value  # parsed once by the agent
         pdl = key.decode() if key else str(reading["pdl"])
         before = load_consumption(pdl) or ConsumptionState()
         fold = fold_reading(before, reading, consumption_config)
@@ -60,7 +61,7 @@ def handle(key: bytes | None, value: bytes, partition: int) -> None:
         payload = render_conso_payload(fold.state, pdl=pdl, config=consumption_config, events=fold.events,
                                        versions=versions, load=history_loader(pdl))  # fmt: skip
         event_time = fold.state.cursor.time.timestamp() if fold.state.cursor.time else None
-        publisher.publish(conso_channel(pdl), payload, event_time=event_time)
+        publisher.publish(conso_channel(pdl), payload, event_time=event_time, received_at=received_at)
 
 
 @on_contract_change

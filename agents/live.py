@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
+from typing import Any, Mapping
 
 from stream import metrics
 from stream.decode_cache import DecodeCache
@@ -24,11 +25,11 @@ DUPLICATE = metrics.READINGS.labels(AGENT, "duplicate")
 _stored_times: DecodeCache[datetime] = DecodeCache()  # stored payload -> its time (no JSON parse)
 
 
-def handle(key: bytes | None, value: bytes, partition: int) -> None:
+def handle(key: bytes | None, value: bytes | Mapping[str, Any], partition: int, received_at: float | None = None) -> None:
     """Buffer and publish one reading's live payload (inside stream iteration). The payload is
     published at once (Ma Conso en Direct stays live); the table gets it at the next flush."""
     try:
-        reading = json.loads(value)
+        reading = json.loads(value) if isinstance(value, (bytes, str)) else value  # parsed once by the agent
         pdl = key.decode() if key else str(reading["pdl"])
         payload = live_payload(reading, pdl=pdl)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -44,7 +45,7 @@ def handle(key: bytes | None, value: bytes, partition: int) -> None:
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     writeback.put(live_table, key, partition, Entry((data, when), _raw_of))
     APPLIED.inc()
-    publisher.publish(live_channel(pdl), data, event_time=when.timestamp())
+    publisher.publish(live_channel(pdl), data, event_time=when.timestamp(), received_at=received_at)
 
 
 def stored_time(key: bytes) -> datetime | None:

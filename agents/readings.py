@@ -15,7 +15,10 @@ never commits an offset whose readings' state is not in the changelogs.
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import datetime
+from typing import Any
 
 from agents import battery, consumption, live
 from stream import metrics, ops
@@ -33,24 +36,43 @@ BATTERY_ERROR = battery.READINGS.labels("error")
 async def readings_agent(stream):  # type: ignore[no-untyped-def]
     stream = stream.noack()  # acked by the write-back flush, once the state is in the changelog
     async for event in stream.events():
-        key, value = event.key, event.value
+        key, raw = event.key, event.value
         partition = event.message.partition
-        ops.note_reading(partition, value)  # lag age (stream/ops.py)
+        ops.note_reading(partition, raw)  # lag age (stream/ops.py)
+        value, received_at = parse(raw)  # once for every handler
         try:
-            live.handle(key, value, partition)
+            live.handle(key, value, partition, received_at)
         except Exception:  # a bug must not stop the other handlers: count, log, go on
             LIVE_ERROR.inc()
             log.exception("live: reading failed: %.200r", value)
         try:
-            consumption.handle(key, value, partition)
+            consumption.handle(key, value, partition, received_at)
         except Exception:
             CONSUMPTION_ERROR.inc()
             log.exception("consumption: reading failed: %.200r", value)
         try:
-            battery.handle(key, value, partition)
+            battery.handle(key, value, partition, received_at)
         except Exception:
             BATTERY_ERROR.inc()
             log.exception("battery: reading failed: %.200r", value)
         writeback.hold(stream, event)
         if writeback.due():
             await writeback.flush()
+
+
+def parse(raw: bytes) -> tuple[Any, float | None]:
+    """``(reading, received_at epoch)``: the JSON object parsed once for the three handlers, or
+    ``raw`` itself when it is not a JSON object (each handler then counts it invalid, as before);
+    ``received_at`` is the edge's decode time (None when absent or malformed)."""
+    try:
+        reading = json.loads(raw)
+    except ValueError:
+        return raw, None
+    if not isinstance(reading, dict):
+        return raw, None
+    stamp = reading.get("received_at")
+    try:
+        received = datetime.fromisoformat(stamp).timestamp() if isinstance(stamp, str) else None
+    except ValueError:
+        received = None
+    return reading, received

@@ -14,12 +14,15 @@ from stream.redis_publisher import SnapshotSource
 from stream.state import publisher
 
 
-def publish(channel: str, payload: Mapping[str, Any] | bytes, *, event_time: float | None = None) -> bool:
+def publish(
+    channel: str, payload: Mapping[str, Any] | bytes, *, event_time: float | None = None, received_at: float | None = None
+) -> bool:
     """Queue ``payload`` for ``channel`` (and its snapshot key); never blocks, never raises.
 
-    ``event_time`` (epoch seconds of the reading) feeds the processing-latency histogram.
+    ``event_time`` (epoch seconds of the reading) feeds the processing-latency histogram,
+    ``received_at`` (the edge's decode time) the publish-latency one.
     Returns False when the payload was dropped (Redis down, queue full)."""
-    return publisher.publish(channel, payload, event_time=event_time)
+    return publisher.publish(channel, payload, event_time=event_time, received_at=received_at)
 
 
 def add_snapshot_source(source: SnapshotSource) -> None:

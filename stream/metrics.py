@@ -32,6 +32,18 @@ LATENCY = Histogram(
     ["channel"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
 )
+PUBLISH_LATENCY = Histogram(
+    "linky_stream_publish_latency_seconds",
+    "From the reading's received_at (the edge decoded its frame; ms precision) to its payload "
+    "published on Redis: the pipeline's own latency (edge publish, Kafka, the worker, Redis)",
+    ["channel"],
+    buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0),
+)
+REDIS_LATE = Counter(
+    "linky_redis_late_round_trips_total",
+    "Redis round trips that timed out while Redis answered a PING at once: the worker's own event "
+    "loop was busy (the batch is sent again; not counted as a Redis outage)",
+)
 REDIS_PUBLISHED = Counter("linky_redis_published_total", "Payloads published on Redis (PUBLISH + SET)", ["channel"])
 REDIS_FAILURES = Counter(
     "linky_redis_publish_failures_total",

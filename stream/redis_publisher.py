@@ -52,6 +52,9 @@ def encode(payload: Mapping[str, Any] | bytes) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+PACE_ITEMS = 50  # snapshot rewrite: yield to the agents every this many snapshots rendered
+
+
 class RedisPublisher:
     """Bounded, ordered, non-blocking publisher (see the module docstring)."""
 
@@ -77,7 +80,7 @@ class RedisPublisher:
         self._kind_metrics: dict[str, tuple[Any, Any]] = {}
         self._client_factory = client_factory or self._default_client
         self._client: Any = None
-        self._queue: deque[tuple[str, bytes, float | None]] = deque()
+        self._queue: deque[tuple[str, bytes, float | None, float | None]] = deque()
         self._wakeup: asyncio.Event | None = None
         self._sources: list[SnapshotSource] = []
         self.up = True  # optimistic until the first failure
@@ -86,10 +89,18 @@ class RedisPublisher:
 
     # ------------------------------------------------------------------ called by agents
 
-    def publish(self, channel: str, payload: Mapping[str, Any] | bytes, *, event_time: float | None = None) -> bool:
+    def publish(
+        self,
+        channel: str,
+        payload: Mapping[str, Any] | bytes,
+        *,
+        event_time: float | None = None,
+        received_at: float | None = None,
+    ) -> bool:
         """Queue ``payload`` for ``channel`` (and its snapshot key); never blocks, never raises.
 
-        ``event_time`` (epoch seconds of the reading) feeds the processing-latency histogram.
+        ``event_time`` (epoch seconds of the reading) feeds the processing-latency histogram,
+        ``received_at`` (epoch seconds the edge decoded the frame) the publish-latency one.
         Returns False when the payload was dropped (Redis down, queue full).
         """
         if not self.up:
@@ -100,7 +111,7 @@ class RedisPublisher:
             metrics.REDIS_FAILURES.labels("queue_full").inc()
             self.resync_pending = True
             return False
-        self._queue.append((channel, encode(payload), event_time))
+        self._queue.append((channel, encode(payload), event_time, received_at))
         metrics.REDIS_QUEUE.set(len(self._queue))
         if self._wakeup is not None:
             self._wakeup.set()
@@ -149,25 +160,39 @@ class RedisPublisher:
             await self.rewrite_snapshots()
 
     async def rewrite_snapshots(self) -> int:
-        """SET every snapshot of the registered sources; returns how many were written."""
+        """SET every snapshot of the registered sources; returns how many were written.
+
+        Paced so that it never stalls the stream (100,000 PDLs are about 500,000 keys): it yields
+        to the agents every ``PACE_ITEMS`` snapshots rendered, and between two chunks it sends the
+        live payloads queued meanwhile first (a chunk rendered before them is sent before them,
+        so a snapshot key never ends older than the last message)."""
         self.resync_pending = False
         written = 0
         chunk: list[Snapshot] = []
+
+        async def add(item: Snapshot, n: int) -> int:
+            chunk.append(item)
+            sent = 0
+            if len(chunk) >= self.batch_size:
+                sent = await self._set_all(chunk)
+                chunk.clear()
+                await self._send_queued()
+            elif n % PACE_ITEMS == 0:
+                await asyncio.sleep(0)
+            return sent
+
         try:
+            n = 0
             for source in self._sources:
                 items = source()
                 if hasattr(items, "__aiter__"):
                     async for item in items:  # type: ignore[union-attr]
-                        chunk.append(item)
-                        if len(chunk) >= self.batch_size:
-                            written += await self._set_all(chunk)
-                            chunk = []
+                        n += 1
+                        written += await add(item, n)
                 else:
                     for item in items:  # type: ignore[union-attr]
-                        chunk.append(item)
-                        if len(chunk) >= self.batch_size:
-                            written += await self._set_all(chunk)
-                            chunk = []
+                        n += 1
+                        written += await add(item, n)
             written += await self._set_all(chunk)
         except _Down:
             self.resync_pending = True
@@ -176,6 +201,15 @@ class RedisPublisher:
             self.resync_pending = True
         metrics.SNAPSHOTS_REWRITTEN.inc(written)
         return written
+
+    async def _send_queued(self) -> None:
+        """Send what the agents queued during a snapshot rewrite (no linger)."""
+        while self._queue and self.up:
+            batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+            metrics.REDIS_QUEUE.set(len(self._queue))
+            await self._send(batch)
+        if not self.up:
+            raise _Down()
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -202,32 +236,43 @@ class RedisPublisher:
             self._client = self._client_factory()
         return self._client
 
-    async def _send(self, batch: list[tuple[str, bytes, float | None]]) -> None:
+    async def _send(self, batch: list[tuple[str, bytes, float | None, float | None]], *, retry: bool = True) -> None:
         try:
             async with asyncio.timeout(self.timeout * 2):
                 pipe = self._connection().pipeline(transaction=False)
                 latest: dict[str, bytes] = {}
-                for channel, data, _ in batch:
+                for channel, data, _, _ in batch:
                     pipe.publish(channel, data)
                     latest[channel] = data  # the snapshot key only needs the last one
                 pipe.mset(latest)  # after the PUBLISHes: a snapshot key is never older than a message
                 await pipe.execute()
         except Exception as exc:  # redis, OS and timeout errors alike: drop, count, go down
-            reason = "timeout" if isinstance(exc, (TimeoutError, asyncio.TimeoutError)) or "Timeout" in type(
-                exc
-            ).__name__ else "error"
+            timed_out = isinstance(exc, (TimeoutError, asyncio.TimeoutError)) or "Timeout" in type(exc).__name__
+            if timed_out and retry and await self._answers_now():
+                # Redis answers at once: the round trip was late because this process was busy
+                # (its event loop blocked past the timeout), not because Redis is down. Going
+                # down would drop publishes and rewrite every snapshot key: send the batch again
+                # on a fresh connection instead (subscribers deduplicate a repeated message).
+                metrics.REDIS_LATE.inc()
+                log.warning("redis round trip timed out but redis answers: a busy worker, not a redis outage")
+                await self._send(batch, retry=False)
+                return
+            reason = "timeout" if timed_out else "error"
             metrics.REDIS_FAILURES.labels(reason).inc(len(batch))
             self._go_down(exc)
             return
         now = clock.time()
-        for channel, _, event_time in batch:
+        for channel, _, event_time, received_at in batch:
             kind = metrics.channel_kind(channel)
             children = self._kind_metrics.get(kind)
             if children is None:
-                children = self._kind_metrics[kind] = (metrics.REDIS_PUBLISHED.labels(kind), metrics.LATENCY.labels(kind))
+                children = self._kind_metrics[kind] = (metrics.REDIS_PUBLISHED.labels(kind), metrics.LATENCY.labels(kind),
+                                                       metrics.PUBLISH_LATENCY.labels(kind))  # fmt: skip
             children[0].inc()
             if event_time is not None:
                 children[1].observe(max(0.0, now - event_time))
+            if received_at is not None:
+                children[2].observe(max(0.0, now - received_at))
 
     async def _set_all(self, items: list[Snapshot]) -> int:
         if not items:
@@ -242,6 +287,14 @@ class RedisPublisher:
             self._go_down(exc)
             raise _Down from exc
         return len(items)
+
+    async def _answers_now(self) -> bool:
+        """After a timeout: does Redis answer a PING on a fresh connection (the timed-out one may
+        hold a half-read reply)?"""
+        client, self._client = self._client, None
+        if client is not None:
+            asyncio.ensure_future(_quiet_close(client))
+        return await self._ping()
 
     async def _ping(self) -> bool:
         try:

@@ -31,9 +31,9 @@ finally:
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[Any, ...]]]:
     seen: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(live, "handle", lambda key, value, partition: seen.append(("live", key, value, partition)))
-    monkeypatch.setattr(consumption, "handle", lambda key, value, partition: seen.append(("consumption", key, value, partition)))
-    monkeypatch.setattr(battery, "handle", lambda key, value, partition: seen.append(("battery", key, value, partition)))
+    for module, name in ((live, "live"), (consumption, "consumption"), (battery, "battery")):
+        monkeypatch.setattr(module, "handle", lambda key, value, partition, received_at, name=name:
+                            seen.append((name, key, value, partition, received_at)))  # fmt: skip
     yield seen
 
 
@@ -43,17 +43,24 @@ def test_the_readings_topic_has_one_agent() -> None:
     assert on_readings == ["readings"]
 
 
-async def test_each_reading_goes_to_the_three_handlers_in_order(calls: list[tuple[Any, ...]]) -> None:
+async def test_each_reading_is_parsed_once_and_goes_to_the_three_handlers_in_order(calls: list[tuple[Any, ...]]) -> None:
+    received = b'{"a": 1, "received_at": "2026-10-25T01:30:00.250+00:00"}'
     async with readings.readings_agent.test_context() as agent:
-        await agent.put(b'{"a": 1}', key=b"30000000000001", partition=2)
+        await agent.put(received, key=b"30000000000001", partition=2)
         await agent.put(b'{"a": 2}', key=None, partition=1)
+        await agent.put(b'not json', key=None, partition=1)  # handed over raw: each handler counts it
+    at = 1792891800.25
+    one = {"a": 1, "received_at": "2026-10-25T01:30:00.250+00:00"}
     assert calls == [
-        ("live", b"30000000000001", b'{"a": 1}', 2),
-        ("consumption", b"30000000000001", b'{"a": 1}', 2),
-        ("battery", b"30000000000001", b'{"a": 1}', 2),
-        ("live", None, b'{"a": 2}', 1),
-        ("consumption", None, b'{"a": 2}', 1),
-        ("battery", None, b'{"a": 2}', 1),
+        ("live", b"30000000000001", one, 2, at),
+        ("consumption", b"30000000000001", one, 2, at),
+        ("battery", b"30000000000001", one, 2, at),
+        ("live", None, {"a": 2}, 1, None),
+        ("consumption", None, {"a": 2}, 1, None),
+        ("battery", None, {"a": 2}, 1, None),
+        ("live", None, b"not json", 1, None),
+        ("consumption", None, b"not json", 1, None),
+        ("battery", None, b"not json", 1, None),
     ]
 
 

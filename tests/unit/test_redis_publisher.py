@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -51,6 +52,8 @@ class FakeRedis:
     async def ping(self) -> bool:
         if self.down:
             raise ConnectionError("redis down")
+        if self.delay:  # a slow Redis is slow for everything
+            await asyncio.sleep(self.delay)
         return True
 
     async def aclose(self) -> None:
@@ -122,6 +125,59 @@ async def test_a_slow_redis_times_out_instead_of_blocking() -> None:
     await pub.step()
     assert loop.time() - start < 1.0
     assert not pub.up and failures("timeout") == before + 1
+
+
+async def test_a_timeout_caused_by_a_busy_event_loop_is_not_taken_for_redis_down() -> None:
+    fake = FakeRedis()
+    pub = RedisPublisher("redis://fake", timeout_seconds=0.05, client_factory=lambda: fake)
+    real_execute = FakePipeline.execute
+    stalls = [1]
+
+    async def execute_while_the_loop_is_blocked(self: FakePipeline) -> list[Any]:
+        if stalls:  # the reply is there after 10 ms, but the loop is blocked for 300 ms meanwhile
+            stalls.pop()
+            asyncio.get_running_loop().call_soon(time.sleep, 0.3)
+            await asyncio.sleep(0.01)
+        return await real_execute(self)
+
+    late, timeouts = metrics.REDIS_LATE._value.get(), failures("timeout")
+    FakePipeline.execute = execute_while_the_loop_is_blocked  # type: ignore[method-assign]
+    try:
+        pub.publish("linky:P:live", {"seq": 1})
+        await pub.step()
+    finally:
+        FakePipeline.execute = real_execute  # type: ignore[method-assign]
+    assert pub.up and not pub.resync_pending  # no outage, no rewrite of every snapshot key
+    assert metrics.REDIS_LATE._value.get() == late + 1 and failures("timeout") == timeouts
+    assert fake.published == [("linky:P:live", {"seq": 1})]  # sent again, not dropped
+
+
+async def test_a_snapshot_rewrite_yields_and_sends_live_payloads_between_chunks() -> None:
+    fake = FakeRedis()
+    fake.delay = 0.001  # a round trip
+    pub = RedisPublisher("redis://fake", batch_size=10, client_factory=lambda: fake)
+    agent_ran: list[int] = []
+
+    def source() -> Any:
+        for i in range(100):
+            if i == 15:  # an agent queues a newer live payload while the rewrite renders
+                pub.publish("linky:P0:live", {"seq": "live"})
+            yield f"linky:P{i}:live", json.dumps({"seq": i}).encode()
+
+    async def agent() -> None:
+        while True:
+            agent_ran.append(len(fake.keys))
+            await asyncio.sleep(0)
+
+    pub.add_snapshot_source(source)
+    task = asyncio.ensure_future(agent())
+    try:
+        assert await pub.rewrite_snapshots() == 100
+    finally:
+        task.cancel()
+    assert len(agent_ran) >= 100 // 10  # the stream ran between the chunks
+    assert fake.keys["linky:P0:live"] == {"seq": "live"}  # the newer payload wins over the snapshot
+    assert fake.published == [("linky:P0:live", {"seq": "live"})]
 
 
 @pytest.mark.parametrize("payload", [{"a": 1}, b'{"a":1}'])
