@@ -55,7 +55,8 @@ from tables.ledger import (
     tick,
     next_tick_due,
     tick_is_due,
-    to_storage,
+    record_changes,
+    hot_value,
 )
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def load(pdl: str) -> LedgerState | None:
     key = pdl.encode()
     entry = writeback.peek(ledger, key)
     if entry is not None:
-        return None if entry is TOMBSTONE else entry.obj[1]  # type: ignore[no-any-return]
+        return None if entry is TOMBSTONE else entry.obj  # type: ignore[no-any-return]
     raw = ledger.get(key)
     return None if raw is None else _decode(pdl, raw)
 
@@ -114,23 +115,24 @@ def _store(before: LedgerState | None, after: LedgerState, partition: int) -> No
     """Buffer the closed rows that changed, the hot value and the pruned rows' deletions; the
     flush writes them in that order, which survives a crash (docs/stream.md, stream/writeback.py)."""
     pdl = after.pdl
-    hot, writes, deletes = to_storage(before, after)
+    writes, deletes = record_changes(before, after)
     for (kind, key), record in writes.items():
         writeback.put(ledger, history_key(pdl, kind, key), partition, json.dumps(record, separators=(",", ":")).encode())
     for kind, key in deletes:
         writeback.delete(ledger, history_key(pdl, kind, key), partition)
-    writeback.put(ledger, pdl.encode(), partition, Entry((hot, as_stored(after, _record_loader(pdl))), _encode_hot))
+    writeback.put(ledger, pdl.encode(), partition, Entry(as_stored(after, _record_loader(pdl)), _encode_hot))
     _schedule(after)
 
 
-def _encode_hot(obj: tuple[dict[str, Any], LedgerState]) -> bytes:
-    return json.dumps(obj[0], separators=(",", ":")).encode()
+def _encode_hot(state: LedgerState) -> bytes:
+    """The hot value's bytes, built at flush time only (once per flush, not per reading)."""
+    return json.dumps(hot_value(state), separators=(",", ":")).encode()
 
 
 def _remember_state(table: object, key: bytes, entry: Entry) -> None:  # type: ignore[type-arg]
     """After a flush wrote a hot value: its state stays memoized under the stored bytes."""
     if table is ledger and b"|" not in key:
-        _states.put(key, entry.raw, entry.obj[1])
+        _states.put(key, entry.raw, entry.obj)
 
 
 writeback.on_flushed(_remember_state)
@@ -144,7 +146,7 @@ def _hot_states() -> Iterator[LedgerState]:
         if b"|" not in key:
             buffered.add(key)
             if entry is not TOMBSTONE:
-                yield entry.obj[1]
+                yield entry.obj
     for key, raw in ledger.items():
         if b"|" not in key and key not in buffered:
             yield _decode(key.decode(), raw)

@@ -636,7 +636,7 @@ def _families(state: LedgerState) -> dict[str, tuple[Mapping[str, Any], str | No
 
 
 def to_storage(
-    before: LedgerState | None, after: LedgerState
+    before: LedgerState | None, after: LedgerState, *, _hot: bool = True
 ) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]], list[tuple[str, str]]]:
     """``(hot, writes, deletes)`` to store ``after`` over ``before`` (the state as loaded, None
     for a new PDL): ``hot`` is the JSON-able hot value, ``writes`` the closed-row records that are
@@ -672,7 +672,21 @@ def to_storage(
     if old_journal is not None and (journal is None or journal.day != old_journal.day):
         deletes.append((CHECKPOINT, old_journal.day.isoformat()))
         deletes += [(JOURNAL_PAGE, f"{old_journal.day.isoformat()}.{n}") for n in range(old_journal.pages)]
-    return _hot_dict(after), writes, deletes
+    return (_hot_dict(after) if _hot else {}), writes, deletes
+
+
+def record_changes(
+    before: LedgerState | None, after: LedgerState
+) -> tuple[dict[tuple[str, str], dict[str, Any]], list[tuple[str, str]]]:
+    """``to_storage`` without the hot value: ``(writes, deletes)``. A write-back store keeps
+    ``after`` and builds its hot value (``hot_value``) only when it writes it."""
+    _, writes, deletes = to_storage(before, after, _hot=False)
+    return writes, deletes
+
+
+def hot_value(state: LedgerState) -> dict[str, Any]:
+    """The JSON-able hot value of ``state`` (the same for ``state`` and ``as_stored(state)``)."""
+    return _hot_dict(state)
 
 
 def _hot_dict(state: LedgerState) -> dict[str, Any]:

@@ -140,3 +140,51 @@ async def test_day_and_month_totals_match_the_ground_truth_through_a_crash(
         await sub.aclose()
         a.stop()
         b.stop()
+
+
+async def test_a_worker_upgraded_to_write_back_state_continues_the_tables_of_the_previous_one(
+    kafka_bootstrap: str, redis_worker_url: str, unique_name, tmp_path: Path
+) -> None:
+    """The migration of issue 14: write-back changes *when* table values are written, not what
+    is written (same tables, keys and bytes). A worker writing every reading's values at once
+    (``LINKY_STATE_FLUSH_SECONDS=0``, the previous behaviour) folds the first half and stops; the
+    same data dir and changelogs are taken over by a write-back worker, and by a new worker with an
+    empty data dir (changelog recovery): every total equals the ground truth."""
+    topic = unique_name("readings")
+    await create_topic(kafka_bootstrap, topic)
+    readings, meters = simulate(n_pdls=6, first_day=date(2026, 10, 30), days=3)
+    sequence = send_order(readings)
+    half = len(sequence) // 2
+    app_id = unique_name("app")
+    old = Worker("worker-old", worker_env(kafka_bootstrap, redis_worker_url, topic, app_id,
+                                          LINKY_STATE_FLUSH_SECONDS="0"), tmp_path / "data-a", tmp_path)  # fmt: skip
+    new_env = worker_env(kafka_bootstrap, redis_worker_url, topic, app_id, LINKY_STATE_FLUSH_SECONDS="2")
+    new = Worker("worker-new", new_env, tmp_path / "data-a", tmp_path)
+    fresh = Worker("worker-fresh", new_env, tmp_path / "data-b", tmp_path)
+    try:
+        old.start()
+        await produce(kafka_bootstrap, topic, sequence[:half])
+        wait_for(lambda: old.metric("linky_stream_readings_processed_total", agent="consumption") >= half, 120,
+                 "the previous-behaviour worker folding the first half", [old])  # fmt: skip
+        assert old.metric("linky_stream_state_held_readings") == 0  # it held nothing back
+        old.stop()
+        new.start()
+        wait_for(lambda: new.metric("linky_stream_partitions_assigned", kind="active") > 0, 120,
+                 "the write-back worker taking the partitions", [new])  # fmt: skip
+        await produce(kafka_bootstrap, topic, sequence[half:])
+        new_folded = lambda: new.metric("linky_stream_readings_processed_total", agent="consumption")  # noqa: E731
+        wait_for(lambda: new_folded() >= len(sequence) - half, 120, "the write-back worker folding the rest", [new])
+        assert new_folded() < len(sequence), "the write-back worker re-folded the first half from scratch"
+        fresh.start()  # a rebalance: half the partitions move to a worker recovering from the changelogs
+
+        def exact() -> bool:
+            return all(day_totals(w, pdl) == meter.truth_days for w in (new, fresh) for pdl, meter in meters.items())
+
+        wait_for(exact, 180, "both workers answering the ground truth", [new, fresh], interval=1.0)
+        assert fresh.metric("linky_stream_partitions_assigned", kind="active") > 0
+        for pdl, meter in meters.items():
+            assert day_totals(fresh, pdl, "month") == meter.truth_months
+    finally:
+        old.stop()
+        new.stop()
+        fresh.stop()
