@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from agents import battery, consumption, live
+from agents import battery, consumption, gateways, live
 from stream import metrics, ops
 from stream.app import app, readings_topic
 
@@ -28,7 +28,10 @@ BATTERY_ERROR = battery.READINGS.labels("error")
 @app.agent(readings_topic, name="readings")
 async def readings_agent(stream):  # type: ignore[no-untyped-def]
     async for event in stream.events():
-        key, value = event.key, event.value
+        verdict = gateways.admit(event)  # edge trust before any fold (agents/gateways.py, docs/security.md)
+        if not verdict.accepted:
+            continue
+        key, value = event.key, verdict.value
         ops.note_reading(event.message.partition, value)  # lag age (stream/ops.py)
         try:
             live.handle(key, value)
