@@ -131,7 +131,8 @@ def _admit(event: Any) -> Verdict:
     before = trust.decode_state(trust_table.get(key))
     producer = trust.is_producer(reading, _producer_contract(pdl, point.time if point else None))
     state, decision = trust.judge(before, point, now=now, offset=offset, signed=signed, producer=producer,
-                                  rules=RULES, replay_window=REPLAY_WINDOW)
+                                  rules=RULES, replay_window=REPLAY_WINDOW,
+                                  plausibility=signed.signed or settings.trust_check_unsigned)
     state, events = trust.note(state, decision, pdl=pdl, at=point.time if point else now, now=now, offset=offset,
                                clear_after=CLEAR_AFTER)
     if state != before:

@@ -41,6 +41,7 @@ class Settings:
     trust_power_tolerance: float = 0.5  # an index may grow by subscribed kVA x elapsed x (1 + this) + the slack
     trust_index_slack_wh: int = 20  # index resolution and rounding (Wh), added to the bound
     trust_max_future_seconds: float = 3600.0  # a reading dated later than now (stream/clock.py) + this: quarantined
+    trust_check_unsigned: bool = False  # also judge unsigned roll-out readings (they are folded unchecked otherwise)
     # Faust worker
     app_id: str = "linky-stream"
     datadir: Path = Path(".stack/worker-data")

@@ -28,7 +28,9 @@ one of the PDL) dated more than ``replay_window`` before the newest accepted rea
 crash) and goes on to the folds, which ignore it; a record at or below the last accepted offset
 is the worker re-reading its own log (stream/consumer.py) and is not a replay.
 
-**Plausibility** (``plausibility``), against the PDL's last plausible reading (the *baseline*):
+**Plausibility**, against the PDL's last plausible reading (the *baseline*), for every signed
+reading (unsigned ones accepted during the roll-out are folded as before, unless
+``LINKY_TRUST_CHECK_UNSIGNED``; in production no unsigned reading is accepted at all):
 
 - ``future_reading``: dated more than ``max_future`` after now (stream/clock.py);
 - ``impossible_growth``: an index (total import ``import_wh`` or export ``export_wh``) grew by
@@ -470,12 +472,15 @@ class Decision:
 
 
 def judge(st: TrustState, point: Point | None, *, now: datetime, offset: int, signed: Signed,
-          producer: bool, rules: Plausibility, replay_window: timedelta) -> tuple[TrustState, Decision]:
+          producer: bool, rules: Plausibility, replay_window: timedelta,
+          plausibility: bool = True) -> tuple[TrustState, Decision]:
     """Decide one reading's fate from the signature outcome and the PDL's trust state; return the
-    new state (recent lists, alerts are ``note_*``'s business)."""
+    new state (recent lists, alerts are ``note``'s business). ``plausibility`` False (an unsigned
+    reading accepted in roll-out mode, unless LINKY_TRUST_CHECK_UNSIGNED): folded as before this
+    module existed, the state untouched."""
     if signed.reason is not None:
         return st, Decision("reject", signed.reason, {"gateway_id": signed.gateway_id, "key_id": signed.key_id})
-    if point is None:  # no usable time: the folds refuse it themselves (their own counters)
+    if point is None or not plausibility:  # no usable time: the folds refuse it themselves (their own counters)
         return st, Decision("fold")
     if (signed.signed and st.last_time is not None and offset > st.last_offset
             and point.time < st.last_time - replay_window):

@@ -105,7 +105,7 @@ def kafka_acls(env: dict[str, str] | None = None) -> list[tuple[str, str, str, s
     acls += [(worker, kind, "PREFIXED", app_id, "ALL") for kind in ("TOPIC", "GROUP", "TRANSACTIONAL_ID")]
     acls += [(worker, "CLUSTER", "LITERAL", "kafka-cluster", "IDEMPOTENT_WRITE")]
     # the portal writes the households' alert preferences
-    acls += [(portal, "TOPIC", "PREFIXED", inputs[2], op) for op in ("WRITE", "DESCRIBE")]
+    acls += [(portal, "TOPIC", "PREFIXED", inputs[2], op) for op in ("WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE")]
     return acls
 
 
