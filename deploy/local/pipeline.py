@@ -40,7 +40,7 @@ from deploy.local import stack as local_stack
 from teleinfo.publisher import ensure_topic
 
 PARIS = ZoneInfo("Europe/Paris")
-EDGE_METRICS_PORT = 9105
+EDGE_METRICS_PORT = int(os.environ.get("LINKY_EDGE_METRICS_PORT") or 9105)
 DEMO_TOKEN_TTL = 12 * 3600.0
 SUMMARY_SECONDS = 5.0
 
