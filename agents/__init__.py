@@ -21,4 +21,4 @@ from agents import gateways  # noqa: E402,F401
 
 # The one agent of the readings topic (after the handlers it dispatches to).
 from agents import readings  # noqa: E402,F401
-from stream import web_battery  # noqa: E402,F401
+from stream import web_battery, web_trust  # noqa: E402,F401

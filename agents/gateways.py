@@ -11,7 +11,7 @@ check the readings agent calls before any fold.
 ``admit(event)`` returns a ``Verdict``: ``accepted`` False means drop the reading (rejected: bad or
 missing signature, replay; or quarantined: physically impossible). Each refusal is counted
 (``linky_stream_readings_rejected_total{reason}``), logged without any key material, kept in the
-PDL's trust state (``GET /pdl/{pdl}/quarantine``) and raises ``gateway_untrusted`` or
+PDL's trust state (``GET /pdl/{pdl}/quarantine``, stream/web_trust.py) and raises ``gateway_untrusted`` or
 ``reading_quarantined`` on ``linky:{pdl}:alerts``. A bug in the checks refuses the reading
 (reason ``trust_error``, logged with its traceback): failing open would let forged readings in.
 """
@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from faust.web import Request, Response, View
 from prometheus_client import Counter
 
 from agents.alerts import ALERT_EVENTS as TRUST_ALERTS
@@ -221,14 +220,3 @@ async def gateways_agent(stream):  # type: ignore[no-untyped-def]
             continue
         gateways[event.key] = event.value
         GATEWAY_RECORDS.labels("applied").inc()
-
-
-@app.page("/pdl/{pdl}/quarantine")
-class QuarantineView(View):
-    @app.table_route(table=trust_table, match_info="pdl")
-    async def get(self, request: Request, pdl: str) -> Response:
-        doc = http_document(pdl)
-        if doc is None:
-            return self.json({"error": f"nothing known of PDL {pdl}", "pdl": pdl}, status=404)
-        return self.json(doc)
-
