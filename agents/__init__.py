@@ -16,6 +16,9 @@ from agents import consumption, live  # noqa: E402,F401
 # Issue 6: contracts, virtual battery + surplus, alerts (and their HTTP routes).
 from agents import alerts, battery, contracts, preferences, ticks  # noqa: E402,F401
 
+# Issue 16: gateways registry and the trust checks the readings agent runs first.
+from agents import gateways  # noqa: E402,F401
+
 # The one agent of the readings topic (after the handlers it dispatches to).
 from agents import readings  # noqa: E402,F401
-from stream import web_battery  # noqa: E402,F401
+from stream import web_battery, web_trust  # noqa: E402,F401

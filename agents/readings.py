@@ -20,7 +20,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from agents import battery, consumption, live
+from agents import battery, consumption, gateways, live
 from stream import metrics, ops
 from stream.app import app, readings_topic
 from stream.state import writeback
@@ -39,7 +39,14 @@ async def readings_agent(stream):  # type: ignore[no-untyped-def]
         key, raw = event.key, event.value
         partition = event.message.partition
         ops.note_reading(partition, raw)  # lag age (stream/ops.py)
-        value, received_at = parse(raw)  # once for every handler
+        value, received_at = parse(raw)  # once for the trust check and every handler
+        verdict = gateways.admit(event, value)  # edge trust before any fold (agents/gateways.py, docs/security.md)
+        if not verdict.accepted:  # refused or quarantined: nothing folded, still acked in order
+            writeback.hold(stream, event)
+            if writeback.due():
+                await writeback.flush()
+            continue
+        value = verdict.value
         try:
             live.handle(key, value, partition, received_at)
         except Exception:  # a bug must not stop the other handlers: count, log, go on

@@ -29,6 +29,7 @@ from portal import metrics
 from stream import clock
 from stream.alert_settings import write_preferences
 from stream.contracts import ensure_pdl_document_topic
+from stream.kafka_security import client_kwargs
 from tables.alerts import PreferencesError
 
 log = logging.getLogger("portal")
@@ -183,7 +184,8 @@ async def _started_producer(app: web.Application) -> AIOKafkaProducer:
         settings = app[SETTINGS]
         await ensure_pdl_document_topic(settings, settings.alert_settings_topic)
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                    enable_idempotence=True, client_id="linky-portal-settings")  # fmt: skip
+                                    enable_idempotence=True, client_id="linky-portal-settings",
+                                    **client_kwargs(settings))  # fmt: skip
         await producer.start()
         app[PRODUCER] = producer
     return app[PRODUCER]

@@ -10,6 +10,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print("usage: linky-stream worker [faust worker options]   run a stream worker (faust -A stream.app worker)\n"
               "       linky-stream contract set|show|anchor PDL ...  customer contracts (docs/battery.md)\n"
+              "       linky-stream gateway add|rotate|revoke|show ... gateways allowed to sign readings (docs/security.md)\n"
               "       linky-stream portal                          run the customer portal (docs/portal.md)\n"
               "       linky-stream portal token PDL... [--ttl 1h]  issue a demo token, print its login URL\n"
               "       linky-stream status [--worker URL] [--json]     partitions, lag, recovery, Redis (docs/operations.md)\n"
@@ -23,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[0] == "contract":  # contract set|show|anchor PDL ... (stream/contract_cli.py)
         return __import__("stream.contract_cli", fromlist=["main"]).main(argv[1:])
+    if argv[0] == "gateway":  # gateway add|rotate|revoke|show (stream/gateway_cli.py)
+        return __import__("stream.gateway_cli", fromlist=["main"]).main(argv[1:])
     if argv[0] == "portal":  # portal [serve] | portal token PDL... (portal/cli.py)
         return __import__("portal.cli", fromlist=["main"]).main(argv[1:])
     if argv[0] == "probe":  # stream/probe.py

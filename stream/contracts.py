@@ -30,6 +30,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import DefaultPartitioner
 
 from stream import clock
+from stream.kafka_security import client_kwargs
 from stream.settings import Settings
 from tables.calendar import PARIS
 from tables.contracts import Contract, contract_from_dict, contract_to_dict
@@ -55,7 +56,8 @@ async def ensure_contracts_topic(cfg: Settings) -> bool:
 async def ensure_pdl_document_topic(cfg: Settings, name: str) -> bool:
     """Create a compacted, PDL-keyed topic co-partitioned with the readings if missing (contracts,
     alert settings); True if this call created it. An existing topic is checked, never altered."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, client_id="linky-contracts-admin")
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, client_id="linky-contracts-admin",
+                                **client_kwargs(cfg))
     await admin.start()
     try:
         created = False
@@ -91,6 +93,7 @@ async def read_contract(cfg: Settings, pdl: str) -> Contract | None:
         enable_auto_commit=False,
         isolation_level="read_committed",
         client_id="linky-contracts-reader",
+        **client_kwargs(cfg),
     )
     await consumer.start()
     try:
@@ -111,7 +114,8 @@ async def read_contract(cfg: Settings, pdl: str) -> Contract | None:
 async def write_contract(cfg: Settings, contract: Contract) -> None:
     """Publish ``contract`` as the PDL's document (acks=all, idempotent producer)."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=cfg.kafka_bootstrap, acks="all", enable_idempotence=True, client_id="linky-contracts-writer"
+        bootstrap_servers=cfg.kafka_bootstrap, acks="all", enable_idempotence=True, client_id="linky-contracts-writer",
+        **client_kwargs(cfg),
     )
     await producer.start()
     try:

@@ -14,6 +14,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.stores import rocksdb as faust_rocksdb
 
 from stream.consumer import Transport
+from stream.kafka_security import faust_credentials
 from stream.settings import Settings
 
 
@@ -87,6 +88,7 @@ def create_app(cfg: Settings) -> faust.App:
     faust_app = App(
         cfg.app_id,
         broker=f"kafka://{cfg.kafka_bootstrap}",
+        broker_credentials=faust_credentials(cfg),  # TLS + SASL from LINKY_KAFKA_* (docs/security.md)
         store="rocksdb://" if cfg.rocksdb_wal else "linky-rocksdb://",  # NoWalRocksDBStore
         datadir=str(cfg.datadir),
         topic_partitions=cfg.topic_partitions,

@@ -24,6 +24,24 @@ class Settings:
     contracts_topic: str = "linky.contracts"
     alert_settings_topic: str = "linky.alert-settings"  # households' alert preferences (portal)
     topic_partitions: int = 4
+    # Kafka security (stream/kafka_security.py, docs/security.md): PLAINTEXT | SASL_SSL | SSL | SASL_PLAINTEXT
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_ca_file: str = ""  # PEM CA the broker's certificate is checked against ("" = the system CAs)
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password_file: str = ""  # file holding the SASL password (preferred)
+    kafka_password: str = ""  # or the password itself (env vars leak into ps/logs)
+    # Gateways (stream/gateways.py, agents/gateways.py, docs/security.md)
+    gateways_topic: str = "linky.gateways"  # compacted, PDL-keyed: which gateways may sign for a PDL
+    edge_gateway_key_file: str = ""  # the edge's key file (`linky-stream gateway add --key-file`); "" = unsigned
+    gateway_accept_unsigned: bool = True  # roll-out only: unsigned readings of PDLs without a gateway are folded (counted); false in production
+    gateway_replay_window_seconds: float = 3600.0  # a signed reading older than the PDL's newest by more: replay
+    trust_alert_clear_seconds: float = 3600.0  # gateway_untrusted / reading_quarantined clear after this long without a new one
+    # Plausibility (tables/trust.py): quarantine physically impossible readings
+    trust_power_tolerance: float = 0.5  # an index may grow by subscribed kVA x elapsed x (1 + this) + the slack
+    trust_index_slack_wh: int = 20  # index resolution and rounding (Wh), added to the bound
+    trust_max_future_seconds: float = 3600.0  # a reading dated later than now (stream/clock.py) + this: quarantined
+    trust_check_unsigned: bool = False  # also judge unsigned roll-out readings (they are folded unchecked otherwise)
     # Faust worker
     app_id: str = "linky-stream"
     datadir: Path = Path(".stack/worker-data")

@@ -22,7 +22,8 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -31,7 +32,7 @@ from stream import clock
 from teleinfo.metrics import EdgeMetrics
 from teleinfo.spool import Spool
 
-__all__ = ["Publisher", "KafkaSink", "AiokafkaSink", "encode_reading", "ensure_topic"]
+__all__ = ["Publisher", "KafkaSink", "AiokafkaSink", "GatewaySigner", "encode_reading", "ensure_topic"]
 
 log = logging.getLogger("teleinfo.publisher")
 
@@ -279,7 +280,10 @@ class AiokafkaSink:
 
     def __init__(self, bootstrap: str, topic: str, *, partitions: int = 4,
                  replication: int = 1, compression: str | None = "gzip", linger_ms: int = 5,
-                 request_timeout_ms: int = 15000, client_id: str = "teleinfo-edge") -> None:
+                 request_timeout_ms: int = 15000, client_id: str = "teleinfo-edge",
+                 security: Mapping[str, Any] | None = None, signer: "GatewaySigner | None" = None) -> None:
+        self.security = dict(security or {})  # stream/kafka_security.client_kwargs (TLS, SASL)
+        self.signer = signer  # signs each record (headers) when the edge has a gateway key file
         self.bootstrap = bootstrap
         self.topic = topic
         self.partitions = partitions
@@ -296,14 +300,14 @@ class AiokafkaSink:
 
         if not self._topic_ready:
             await ensure_topic(self.bootstrap, self.topic, self.partitions, self.replication,
-                               request_timeout_ms=self.request_timeout_ms)
+                               request_timeout_ms=self.request_timeout_ms, security=self.security)
             self._topic_ready = True
         if self._producer is None:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap, client_id=self.client_id,
                 enable_idempotence=True, acks="all", compression_type=self.compression,
                 linger_ms=self.linger_ms, request_timeout_ms=self.request_timeout_ms,
-                retry_backoff_ms=200)
+                retry_backoff_ms=200, **self.security)
             try:
                 await producer.start()
             except BaseException:
@@ -313,7 +317,10 @@ class AiokafkaSink:
 
     async def send_batch(self, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         producer = self._producer
-        futures = [await producer.send(self.topic, value=value, key=key)
+        if self.signer is not None:
+            self.signer.refresh()
+        sign = self.signer.headers if self.signer is not None else (lambda value: None)
+        futures = [await producer.send(self.topic, value=value, key=key, headers=sign(value))
                    for key, value in records]
         await asyncio.gather(*futures)
 
@@ -324,13 +331,13 @@ class AiokafkaSink:
 
 
 async def ensure_topic(bootstrap: str, topic: str, partitions: int, replication: int = 1, *,
-                       request_timeout_ms: int = 15000) -> bool:
+                       request_timeout_ms: int = 15000, security: Mapping[str, Any] | None = None) -> bool:
     """Create ``topic`` unless it exists; returns True when this call created it."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap,
-                                request_timeout_ms=request_timeout_ms)
+                                request_timeout_ms=request_timeout_ms, **dict(security or {}))
     await admin.start()
     try:
         if topic in await admin.list_topics():
@@ -350,6 +357,48 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int, replication:
         return True
     finally:
         await admin.close()
+
+
+class GatewaySigner:
+    """Signs record values with the gateway's key file (tables/trust.py: HMAC-SHA256, headers
+    ``linky-gateway``, ``linky-key-id``, ``linky-sig``). The file is re-read when it changes (a key
+    rotation: ``linky-stream gateway rotate`` writes a new file), so the edge never restarts for it.
+    Records are signed when they are sent, spooled ones included. A key file that becomes
+    unreadable keeps the last good key (logged once)."""
+
+    def __init__(self, path: Path | str) -> None:
+        from tables.trust import parse_key_file
+
+        self.path = Path(path)
+        self._parse = parse_key_file
+        self._stamp: tuple[int, int] | None = None
+        self.key = self._load()
+
+    def _load(self) -> "Any":
+        stat = self.path.stat()
+        key = self._parse(self.path.read_text(), str(self.path))
+        self._stamp = (stat.st_mtime_ns, stat.st_size)
+        return key
+
+    def refresh(self) -> None:
+        try:
+            stat = self.path.stat()
+            if (stat.st_mtime_ns, stat.st_size) != self._stamp:
+                old = self.key.key_id
+                self.key = self._load()
+                if self.key.key_id != old:
+                    log.info("gateway key changed: now key id %s", self.key.key_id,
+                             extra={"event": "gateway_key_rotated", "key_id": self.key.key_id})
+        except (OSError, ValueError) as exc:
+            if self._stamp is not None:
+                log.warning("gateway key file %s unreadable (%s); keeping key id %s", self.path, exc,
+                            self.key.key_id, extra={"event": "gateway_key_unreadable"})
+                self._stamp = None
+
+    def headers(self, value: bytes) -> list[tuple[str, bytes]]:
+        from tables.trust import sign_headers
+
+        return sign_headers(self.key, value)
 
 
 def _received_epoch(value: bytes) -> float | None:

@@ -12,6 +12,9 @@ It brings the stack up, then starts, each as its own process with its log under 
    mode with ``.stack/secrets/portal-jwt.secret``; a login URL with a demo token is printed for
    each simulated meter;
 5. contracts for the simulated producer PDLs (virtual battery), when the contract CLI exists;
+6. a demo gateway (``linky-stream gateway add gw-demo``) provisioned for the simulated meters: the
+   edge signs with its key file, the worker refuses unsigned readings. Every Kafka client uses the
+   SASL_SSL listener with its own SCRAM user (docs/security.md).
 
 and summarises what arrives on Redis (``linky:*``) per PDL until Ctrl-C or ``--duration`` seconds.
 """
@@ -34,9 +37,10 @@ from zoneinfo import ZoneInfo
 from stream import clock
 from stream.settings import Settings
 from deploy.local import stack as local_stack
+from teleinfo.publisher import ensure_topic
 
 PARIS = ZoneInfo("Europe/Paris")
-EDGE_METRICS_PORT = 9105
+EDGE_METRICS_PORT = int(os.environ.get("LINKY_EDGE_METRICS_PORT") or 9105)
 DEMO_TOKEN_TTL = 12 * 3600.0
 SUMMARY_SECONDS = 5.0
 
@@ -47,10 +51,11 @@ class Pipeline:
     env: dict[str, str]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def spawn(self, name: str, args: list[str], *, capture_stdout: bool = False) -> subprocess.Popen[bytes]:
+    def spawn(self, name: str, args: list[str], *, capture_stdout: bool = False,
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.cfg.logs / f"{name}.log", "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", *args], env=self.env, cwd=local_stack.REPO_ROOT,
+            [sys.executable, "-m", *args], env={**self.env, **(env or {})}, cwd=local_stack.REPO_ROOT,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if capture_stdout else log, stderr=log,
             start_new_session=True,
         )
@@ -114,14 +119,34 @@ def main(argv: list[str] | None = None) -> int:
             pdls = [m["pdl"] for m in meters]
             for m in meters:
                 _say(f"simulated meter {m['pdl']}: {m.get('description', '')} on {m.get('link') or m['path']}")
+        # Everything Kafka goes over the SASL_SSL listener (TLS + SCRAM + ACLs, docs/security.md),
+        # each process with its own user; the operators' CLIs as the admin.
+        admin_env = cfg.kafka_client_env("linky-admin")
+        asyncio.run(ensure_topic(cfg.bootstrap_servers, Settings.from_env().readings_topic,
+                                 Settings.from_env().topic_partitions))  # the edge may not create it
+        key_file = cfg.secrets_dir / "gateway-demo.key"
+        signing = bool(pdls)
+        if signing:  # simulated meters: one demo gateway provisioned for all of them
+            _run_cli(pipeline, admin_env, ["gateway", "add", "gw-demo", *[a for p in pdls for a in ("--pdl", p)],
+                                           "--key-file", str(key_file)])
+        else:
+            _say("a real dongle's PDL is not known in advance: its readings go unsigned (LINKY_GATEWAY_ACCEPT_UNSIGNED)")
         # Contracts first: readings and contracts travel on two topics with no order between them.
-        _set_demo_contracts(pipeline, meters if not args.device else [])
-        pipeline.spawn("worker", ["stream", "worker", "-l", "info"])
+        _set_demo_contracts(pipeline, meters if not args.device else [], env=admin_env)
+        pipeline.spawn("worker", ["stream", "worker", "-l", "info"], env={
+            **cfg.kafka_client_env("linky-worker"), "LINKY_GATEWAY_ACCEPT_UNSIGNED": "false" if signing else "true",
+            # the simulator runs --speed times faster than the clock from 11:00 today: its readings
+            # are soon "in the future"; the demo tolerates two days of that
+            "LINKY_TRUST_MAX_FUTURE_SECONDS": os.environ.get("LINKY_TRUST_MAX_FUTURE_SECONDS", str(2 * 86400))})
         portal_env = portal_settings(cfg)
         pipeline.env.update(portal_env)
-        pipeline.spawn("portal", ["stream", "portal"])
+        pipeline.spawn("portal", ["stream", "portal"], env=cfg.kafka_client_env("linky-portal"))
+        if signing:  # a worker's first start: let it load the registry before readings arrive
+            _wait_registry(pipeline, pdls)
         pipeline.spawn("edge", ["teleinfo", "publish", *devices, "--metrics-port", str(EDGE_METRICS_PORT),
-                                "--spool-dir", str(cfg.stack_dir / "spool")])
+                                "--spool-dir", str(cfg.stack_dir / "spool")],
+                       env={**cfg.kafka_client_env("linky-edge"),
+                            "LINKY_EDGE_GATEWAY_KEY_FILE": str(key_file) if signing else ""})
         _print_help(cfg, pdls)
         _print_portal_urls(cfg, portal_env, pdls)
         asyncio.run(_watch_redis(cfg.redis_admin_url, pipeline, args.duration, args.verbose, pdls))
@@ -168,7 +193,36 @@ DEMO_TARIFFS = {
 }  # fmt: skip
 
 
-def _set_demo_contracts(pipeline: Pipeline, meters: list[dict]) -> None:
+def _run_cli(pipeline: Pipeline, env: dict[str, str], argv: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "stream", *argv], env={**pipeline.env, **env},
+                          cwd=local_stack.REPO_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"linky-stream {argv[0]} {argv[1]} failed: {done.stderr.strip()[-500:]}")
+    _say(done.stdout.strip())
+
+
+def _wait_registry(pipeline: Pipeline, pdls: list[str], timeout: float = 120.0) -> None:
+    """Until the worker's ``/pdl/{pdl}/quarantine`` lists the PDL's gateways."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{Settings.from_env().web_port}/pdl/{{}}/quarantine"
+    deadline = time.monotonic() + timeout
+    pending = list(pdls)
+    while pending and time.monotonic() < deadline:
+        pipeline.check_alive()
+        try:
+            with urllib.request.urlopen(url.format(pending[0]), timeout=5) as r:
+                if json.loads(r.read()).get("gateways"):
+                    pending.pop(0)
+                    continue
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    if pending:
+        raise RuntimeError(f"the worker did not load the gateway registry within {timeout:.0f}s; see .stack/logs/worker.log")
+
+
+def _set_demo_contracts(pipeline: Pipeline, meters: list[dict], env: dict[str, str] | None = None) -> None:
     """Give every simulated meter the price grid of its option (so the demo prints what today
     costs), and the producers an offer so both offers move: the first producer a 2 kWh virtual
     battery (overflow sold), the next ones "Boost Mon Surplus" (surplus resale)."""
@@ -193,7 +247,8 @@ def _set_demo_contracts(pipeline: Pipeline, meters: list[dict]) -> None:
             what += f", tariff {option}"
         done = subprocess.run([sys.executable, "-m", "stream", "contract", "set", m["pdl"], "--from", today, *offer,
                                *tariff],
-                              env=pipeline.env, cwd=local_stack.REPO_ROOT, capture_output=True, text=True)
+                              env={**pipeline.env, **(env or {})}, cwd=local_stack.REPO_ROOT, capture_output=True,
+                              text=True)
         if done.returncode == 0:
             _say(f"contract: {m['pdl']} has {what} from {today}")
         else:

@@ -9,12 +9,22 @@ Everything runs on 127.0.0.1 and lives under one git-ignored folder (``.stack/``
                                      or taken from LINKY_REDIS_PASSWORD_{ADMIN,WORKER,PORTAL})
     .stack/logs/kafka/server.log     broker log (log4j2), .stack/logs/kafka.out (JVM stdout/stderr)
     .stack/logs/redis.log            redis log
+    .stack/tls/                      the stack's CA (ca.pem) and the broker's PKCS12 keystore,
+                                     generated with keytool on first ``up``
+    .stack/secrets/kafka-<user>.password   the Kafka SCRAM users' passwords (first ``up``, or
+                                     LINKY_KAFKA_PASSWORD_{ADMIN,WORKER,EDGE,PORTAL})
     .stack/run/{kafka,redis}.pid     pids of the processes *we* started
 
 Kafka's jars are resolved from Maven Central with ``mvn`` (the broker artifact
 ``org.apache.kafka:kafka_2.13`` and its runtime dependencies, plus the log4j2 binding
 that Kafka 4's POM does not bring in; see ../shared/stack.md section 3) into a cache that
 survives clean clones (``~/.cache/linky-stream`` by default).
+
+Kafka listens twice (docs/security.md): PLAINTEXT on loopback for local development (its principal,
+``User:ANONYMOUS``, is a super user, so the tests and tools keep working unchanged), and SASL_SSL
+(TLS + SCRAM-SHA-512) on ``LINKY_KAFKA_TLS_PORT`` with the StandardAuthorizer's ACLs
+(``KAFKA_ACLS``, applied by deploy/local/SecureSetup.java): the edge user may only produce to the
+readings topic, the worker users consume/produce what they need, nobody else gets in.
 
 Usage: ``python -m deploy.local up|down|status|reset|fetch|deps`` (also the ``linky-stack`` script).
 Only the standard library is used so that the stack can be driven before the virtualenv exists.
@@ -69,6 +79,35 @@ REDIS_USERS: dict[str, str] = {
 }
 REDIS_ROLES = {"admin": "linky-admin", "worker": "linky-worker", "portal": "linky-portal"}
 
+# Kafka SCRAM-SHA-512 users of the SASL_SSL listener (docs/security.md). linky-admin is a super
+# user (the stack itself, operators' CLIs: contracts, gateways); the others get exactly KAFKA_ACLS.
+KAFKA_ROLES = {"admin": "linky-admin", "worker": "linky-worker", "edge": "linky-edge", "portal": "linky-portal"}
+SUPER_USERS = ("User:ANONYMOUS", "User:linky-admin")  # ANONYMOUS = the loopback PLAINTEXT listener
+
+
+def kafka_acls(env: dict[str, str] | None = None) -> list[tuple[str, str, str, str, str]]:
+    """``(principal, resource type, pattern type, name, operation)``, all ALLOW from any host.
+
+    Topic names are prefixes (``PREFIXED``) of the configured names so that tests can use their
+    own ``linky.readings.<unique>`` topics and ``linky-stream-<unique>`` app ids; a production
+    cluster uses LITERAL names (docs/deployment.md)."""
+    env = dict(os.environ if env is None else env)
+    readings = env.get("LINKY_READINGS_TOPIC", "linky.readings")
+    inputs = [readings, env.get("LINKY_CONTRACTS_TOPIC", "linky.contracts"),
+              env.get("LINKY_ALERT_SETTINGS_TOPIC", "linky.alert-settings"),
+              env.get("LINKY_GATEWAYS_TOPIC", "linky.gateways")]
+    app_id = env.get("LINKY_APP_ID", "linky-stream")
+    edge, worker, portal = "User:linky-edge", "User:linky-worker", "User:linky-portal"
+    acls = [(edge, "TOPIC", "PREFIXED", readings, op) for op in ("WRITE", "DESCRIBE")]
+    # the worker reads (and declares, as faust does at start) its input topics...
+    acls += [(worker, "TOPIC", "PREFIXED", name, op) for name in inputs for op in ("READ", "DESCRIBE", "CREATE")]
+    # ...and owns everything named after its app id: changelogs, the assignor topic, its group
+    acls += [(worker, kind, "PREFIXED", app_id, "ALL") for kind in ("TOPIC", "GROUP", "TRANSACTIONAL_ID")]
+    acls += [(worker, "CLUSTER", "LITERAL", "kafka-cluster", "IDEMPOTENT_WRITE")]
+    # the portal writes the households' alert preferences
+    acls += [(portal, "TOPIC", "PREFIXED", inputs[2], op) for op in ("WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE")]
+    return acls
+
 
 class StackError(RuntimeError):
     """A service could not be set up or started; the message says why and where to look."""
@@ -84,6 +123,7 @@ class StackConfig:
     controller_port: int
     redis_port: int
     kafka_heap: str
+    tls_port: int = 9094
 
     @classmethod
     def from_env(cls) -> "StackConfig":
@@ -96,7 +136,32 @@ class StackConfig:
             controller_port=int(env.get("LINKY_KAFKA_CONTROLLER_PORT", "9093")),
             redis_port=int(env.get("LINKY_REDIS_PORT", "6379")),
             kafka_heap=env.get("LINKY_KAFKA_HEAP", "768m"),
+            tls_port=int(env.get("LINKY_KAFKA_TLS_PORT", "9094")),
         )
+
+    @property
+    def tls_bootstrap_servers(self) -> str:
+        """The SASL_SSL listener (TLS + SCRAM-SHA-512 + ACLs)."""
+        return f"127.0.0.1:{self.tls_port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.stack_dir / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """The stack's CA certificate (PEM): what clients verify the broker against."""
+        return self.tls_dir / "ca.pem"
+
+    def kafka_password_file(self, user: str) -> Path:
+        """``.stack/secrets/kafka-<user>.password`` (written by ``up``)."""
+        return self.secrets_dir / f"kafka-{user}.password"
+
+    def kafka_client_env(self, user: str) -> dict[str, str]:
+        """The ``LINKY_KAFKA_*`` variables of a client of the SASL_SSL listener as ``user``."""
+        return {"LINKY_KAFKA_BOOTSTRAP": self.tls_bootstrap_servers, "LINKY_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "LINKY_KAFKA_CA_FILE": str(self.ca_file), "LINKY_KAFKA_USERNAME": user,
+                "LINKY_KAFKA_PASSWORD_FILE": str(self.kafka_password_file(user))}
 
     @property
     def bootstrap_servers(self) -> str:
@@ -171,13 +236,24 @@ def up(cfg: StackConfig | None = None, *, timeout: float = 120.0, quiet: bool = 
     fetch_kafka(cfg, quiet=quiet)
     ensure_redis_server(quiet=quiet)
     started = {"kafka": False, "redis": ensure_redis(cfg, say)}
+    ensure_tls(cfg, say)
+    write_kafka_passwords(cfg)
+    pid = _running_pid(cfg, "kafka")
+    props = cfg.stack_dir / "kafka" / "server.properties"
+    if pid is not None and (not props.exists() or props.read_text() != _server_properties(cfg)):
+        say("kafka: running with an older configuration (no SASL_SSL listener?); restarting it")
+        _terminate(pid, grace=30.0)
+        (cfg.run / "kafka.pid").unlink(missing_ok=True)
     if _running_pid(cfg, "kafka") is None:
         _refuse_taken_port(cfg.kafka_port, "kafka", "LINKY_KAFKA_PORT")
         _refuse_taken_port(cfg.controller_port, "kafka controller", "LINKY_KAFKA_CONTROLLER_PORT")
+        _refuse_taken_port(cfg.tls_port, "kafka SASL_SSL listener", "LINKY_KAFKA_TLS_PORT")
         _start_kafka(cfg)
         started["kafka"] = True
-        say(f"kafka: started on {cfg.bootstrap_servers} (Apache Kafka {KAFKA_VERSION}, KRaft)")
+        say(f"kafka: started on {cfg.bootstrap_servers}, SASL_SSL on {cfg.tls_bootstrap_servers} "
+            f"(Apache Kafka {KAFKA_VERSION}, KRaft)")
     wait_healthy(cfg, timeout=timeout)
+    ensure_kafka_security(cfg, say)
     say(f"stack healthy: kafka {cfg.bootstrap_servers}, redis {cfg.redis_url}; data and logs in {cfg.stack_dir}")
     return started
 
@@ -385,6 +461,93 @@ def write_redis_acl(cfg: StackConfig) -> bool:
     return old is not None and old != text
 
 
+def write_kafka_passwords(cfg: StackConfig) -> None:
+    """The Kafka SCRAM users' passwords (0600 files; ``LINKY_KAFKA_PASSWORD_<ROLE>`` wins)."""
+    cfg.secrets_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(cfg.secrets_dir, 0o700)
+    for role, user in KAFKA_ROLES.items():
+        path = cfg.kafka_password_file(user)
+        password = os.environ.get(f"LINKY_KAFKA_PASSWORD_{role.upper()}") or (
+            path.read_text().strip() if path.exists() else secrets.token_urlsafe(24))
+        if not path.exists() or path.read_text().strip() != password:
+            path.touch(mode=0o600)
+            os.chmod(path, 0o600)
+            path.write_text(password + "\n")
+
+
+def ensure_tls(cfg: StackConfig, say: Callable[[str], None] = lambda _: None) -> bool:
+    """Generate the stack's CA and the broker's certificate (SAN 127.0.0.1, localhost) with Java's
+    keytool on first use; True if generated now. Kept under ``.stack/tls/``; the keystore password
+    in ``.stack/secrets/tls-keystore.password``."""
+    keystore = cfg.tls_dir / "broker.p12"
+    if keystore.exists() and cfg.ca_file.exists():
+        return False
+    keytool = shutil.which("keytool")
+    if keytool is None:
+        raise StackError("`keytool` is not installed: it comes with Java 17+ (Debian: apt-get install "
+                         "openjdk-17-jre-headless), which Kafka needs anyway")
+    tmp = cfg.tls_dir.with_name("tls.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    cfg.secrets_dir.mkdir(parents=True, exist_ok=True)
+    pw_file = cfg.secrets_dir / "tls-keystore.password"
+    if not pw_file.exists():
+        pw_file.touch(mode=0o600)
+        pw_file.write_text(secrets.token_urlsafe(24) + "\n")
+    pw = pw_file.read_text().strip()
+    store = ["-storetype", "PKCS12", "-storepass", pw]
+    key = ["-keyalg", "RSA", "-keysize", "2048", "-validity", "3650"]
+
+    def run(*args: str, stdin: bytes | None = None) -> bytes:
+        proc = subprocess.run([keytool, *args], input=stdin, capture_output=True)
+        if proc.returncode != 0:
+            raise StackError(f"keytool {args[0]} failed:\n{proc.stdout[-1500:]!r}\n{proc.stderr[-1500:]!r}")
+        return proc.stdout
+
+    ca, broker = str(tmp / "ca.p12"), str(tmp / "broker.p12")
+    run("-genkeypair", "-alias", "ca", "-dname", "CN=linky-stream local stack CA", "-ext", "bc:c",
+        "-keystore", ca, *store, *key)
+    ca_pem = run("-exportcert", "-rfc", "-alias", "ca", "-keystore", ca, *store)
+    run("-genkeypair", "-alias", "broker", "-dname", "CN=localhost", "-keystore", broker, *store, *key)
+    request = run("-certreq", "-alias", "broker", "-keystore", broker, *store)
+    signed = run("-gencert", "-alias", "ca", "-keystore", ca, *store, "-rfc", "-validity", "3650",
+                 "-ext", "SAN=ip:127.0.0.1,dns:localhost", "-ext", "EKU=serverAuth", stdin=request)
+    (tmp / "ca.pem").write_bytes(ca_pem)
+    (tmp / "broker.pem").write_bytes(signed)
+    run("-importcert", "-noprompt", "-alias", "ca", "-file", str(tmp / "ca.pem"), "-keystore", broker, *store)
+    run("-importcert", "-alias", "broker", "-file", str(tmp / "broker.pem"), "-keystore", broker, *store)
+    os.unlink(ca)  # the CA key is not needed any more: nothing else is ever signed with it
+    shutil.rmtree(cfg.tls_dir, ignore_errors=True)
+    tmp.rename(cfg.tls_dir)
+    os.chmod(cfg.tls_dir / "broker.p12", 0o600)
+    say(f"kafka: generated the stack's CA and broker certificate in {cfg.tls_dir}")
+    return True
+
+
+def ensure_kafka_security(cfg: StackConfig, say: Callable[[str], None] = lambda _: None) -> bool:
+    """Create the SCRAM users and set the ACLs (``KAFKA_ACLS``) on the running broker when they
+    changed since the last time (a marker in ``.stack/kafka/``); True if applied now. One JVM
+    run (deploy/local/SecureSetup.java, ~3 s) on the first ``up`` only."""
+    lines = [f"user\t{user}\t{cfg.kafka_password_file(user)}" for user in KAFKA_ROLES.values()]
+    lines += ["acl\t" + "\t".join(acl) for acl in kafka_acls()]
+    spec = "\n".join(lines) + "\n"
+    passwords = "".join(cfg.kafka_password_file(u).read_text() for u in KAFKA_ROLES.values())
+    data_id = (cfg.stack_dir / "kafka" / "data" / "meta.properties").read_bytes()
+    digest = hashlib.sha256((spec + passwords).encode() + data_id).hexdigest()
+    marker = cfg.stack_dir / "kafka" / "security.applied"
+    if marker.exists() and marker.read_text().strip() == digest:
+        return False
+    spec_file = cfg.stack_dir / "kafka" / "security.spec"
+    spec_file.write_text(spec)
+    proc = subprocess.run(["java", "-cp", f"{cfg.kafka_libs}/*", str(HERE / "SecureSetup.java"),
+                           cfg.bootstrap_servers, str(spec_file)], capture_output=True, text=True, timeout=180)
+    if proc.returncode != 0:
+        raise StackError(f"creating the Kafka SCRAM users and ACLs failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    marker.write_text(digest + "\n")
+    say(f"kafka: {proc.stdout.strip()}")
+    return True
+
+
 # --------------------------------------------------------------------------- processes
 
 
@@ -428,11 +591,24 @@ def _server_properties(cfg: StackConfig) -> str:
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.voters=1@127.0.0.1:{cfg.controller_port}",
-        f"listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},CONTROLLER://127.0.0.1:{cfg.controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port}",
+        f"listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},CONTROLLER://127.0.0.1:{cfg.controller_port},"
+        f"SASL_SSL://127.0.0.1:{cfg.tls_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},SASL_SSL://127.0.0.1:{cfg.tls_port}",
         "inter.broker.listener.name=PLAINTEXT",
         "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+        # TLS + SCRAM-SHA-512 on the second listener; KRaft's StandardAuthorizer denies whatever
+        # no ACL allows. ANONYMOUS (the loopback PLAINTEXT listener, and the controller) is super.
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        f"ssl.keystore.location={cfg.tls_dir / 'broker.p12'}",
+        "ssl.keystore.type=PKCS12",
+        f"ssl.keystore.password={_keystore_password(cfg)}",
+        "ssl.client.auth=none",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        f"super.users={';'.join(SUPER_USERS)}",
+        "allow.everyone.if.no.acl.found=false",
         f"log.dirs={cfg.stack_dir / 'kafka' / 'data'}",
         "num.partitions=4",
         "offsets.topic.replication.factor=1",
@@ -451,6 +627,13 @@ def _server_properties(cfg: StackConfig) -> str:
         "log.segment.bytes=16777216",
         "",
     ])
+
+
+def _keystore_password(cfg: StackConfig) -> str:
+    try:
+        return (cfg.secrets_dir / "tls-keystore.password").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _cluster_id() -> str:
@@ -620,6 +803,8 @@ def main(argv: list[str] | None = None) -> int:
             for tool, path in ensure_debian_packages({**TEST_TOOLS, **TEST_PACKAGES}).items():
                 print(f"{tool}: {path}")
         elif args.command == "env":
+            for user in ("linky-worker", "linky-edge"):
+                print(f"# SASL_SSL as {user}: " + " ".join(f"{k}={v}" for k, v in cfg.kafka_client_env(user).items()))
             print(f"LINKY_KAFKA_BOOTSTRAP={cfg.bootstrap_servers}\nLINKY_REDIS_URL={cfg.redis_url}\n"
                   f"LINKY_REDIS_USERNAME=linky-worker\n"
                   f"LINKY_REDIS_PASSWORD_FILE={cfg.redis_password_file('linky-worker')}\n"

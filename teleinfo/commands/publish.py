@@ -23,7 +23,9 @@ from stream.settings import Settings
 from teleinfo.edge import parse_devices, replay_files, run_edge
 from teleinfo.logs import configure_logging
 from teleinfo.metrics import EdgeMetrics
-from teleinfo.publisher import AiokafkaSink, Publisher
+from stream.kafka_security import client_kwargs
+from stream.kafka_security import describe as describe_security
+from teleinfo.publisher import AiokafkaSink, GatewaySigner, Publisher
 from teleinfo.spool import Spool
 
 __all__ = ["register", "run"]
@@ -74,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         specs = args.devices or settings.edge_devices.split()
         devices = parse_devices(specs)
-    except ValueError as exc:
+        client_kwargs(settings)  # TLS/SASL settings complete and readable (docs/security.md)
+        if settings.edge_gateway_key_file:
+            GatewaySigner(settings.edge_gateway_key_file)  # the key file parses
+    except (ValueError, OSError) as exc:
         print(f"teleinfo publish: {exc}", file=sys.stderr)
         return 2
     if not devices and not args.replay:
@@ -93,7 +98,9 @@ def build_publisher(settings: Settings, metrics: EdgeMetrics) -> Publisher:
     sink = AiokafkaSink(settings.kafka_bootstrap, settings.readings_topic,
                         partitions=settings.topic_partitions,
                         replication=settings.topic_replication,
-                        compression=settings.edge_compression, linger_ms=settings.edge_linger_ms)
+                        compression=settings.edge_compression, linger_ms=settings.edge_linger_ms,
+                        security=client_kwargs(settings),
+                        signer=GatewaySigner(settings.edge_gateway_key_file) if settings.edge_gateway_key_file else None)
     return Publisher(sink, spool, metrics, spool_after_seconds=settings.spool_after_seconds,
                      drain_batch=settings.spool_drain_batch)
 
@@ -111,6 +118,8 @@ async def _main(args: argparse.Namespace, settings: Settings, devices: list) -> 
     log.info("teleinfo publish started", extra={
         "event": "started", "devices": [d.url for d in devices], "topic": settings.readings_topic,
         "bootstrap": settings.kafka_bootstrap, "spool_dir": str(settings.spool_dir),
+        "kafka_security": describe_security(settings),
+        "gateway_key_file": settings.edge_gateway_key_file or None,
         "spool_waiting": publisher.spool.depth})
     try:
         if args.replay:

@@ -304,6 +304,10 @@ def worker_env(base: dict[str, str], **values: str) -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     env.update(base)
     env.update(values)
+    if "LINKY_READINGS_TOPIC" in env and "LINKY_GATEWAYS_TOPIC" not in {**base, **values}:
+        # a gateway registry of the test's own: the default one would be shared by every test,
+        # created with the first test's partition count
+        env["LINKY_GATEWAYS_TOPIC"] = f"{env['LINKY_READINGS_TOPIC']}.gateways"
     return env
 
 

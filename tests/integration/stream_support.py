@@ -259,7 +259,8 @@ def worker_env(bootstrap: str, redis_url: str, topic: str, app_id: str, **extra:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LINKY_")}
     env.update(
         LINKY_KAFKA_BOOTSTRAP=bootstrap, LINKY_REDIS_URL=redis_url, LINKY_READINGS_TOPIC=topic,
-        LINKY_APP_ID=app_id, LINKY_CONTRACTS_TOPIC=f"{topic}.contracts", LINKY_LOG_FORMAT="text",
+        LINKY_APP_ID=app_id, LINKY_CONTRACTS_TOPIC=f"{topic}.contracts", LINKY_GATEWAYS_TOPIC=f"{topic}.gateways",
+        LINKY_LOG_FORMAT="text",
         LINKY_METRICS_INTERVAL_SECONDS="1", LINKY_KAFKA_SESSION_TIMEOUT_SECONDS="10", PYTHONUNBUFFERED="1",
     )  # fmt: skip
     env.update(extra)
