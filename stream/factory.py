@@ -43,19 +43,23 @@ class App(faust.App):
         return Transport(self.conf.broker_consumer, self)
 
     def before_revoke(self, hook: Callable[[Set[Any]], Awaitable[None]]) -> Callable[[Set[Any]], Awaitable[None]]:
-        """Register ``await hook(revoked)``, run when a rebalance starts to revoke partitions,
-        before faust waits for every started event to be acked and flushes its producer."""
+        """Register ``await hook(partitions)``, run when faust is about to wait for every started
+        event to be acked: in a rebalance that revokes partitions and when the worker stops
+        (flow already suspended, stores still open). The write-back state flushes there."""
         self.__dict__.setdefault("_before_revoke", []).append(hook)
         return hook
 
-    async def _on_partitions_revoked(self, revoked: Set[Any]) -> None:
-        if not self.should_stop:
-            for hook in self.__dict__.get("_before_revoke", []):
-                try:
-                    await hook(revoked)
-                except Exception:  # faust would then wait for acks that never come: say so loudly
-                    logging.getLogger(__name__).exception("before-revoke hook %r failed", hook)
-        await super()._on_partitions_revoked(revoked)
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        try:
+            assignment = set(consumer.assignment())
+        except Exception:
+            assignment = set()
+        for hook in self.__dict__.get("_before_revoke", []):
+            try:
+                await hook(assignment)
+            except Exception:  # faust would then wait for acks that never come: say so loudly
+                logging.getLogger(__name__).exception("before-revoke hook %r failed", hook)
+        await super()._consumer_wait_empty(consumer, logger)
 
 
 class NoWalRocksDBStore(faust_rocksdb.Store):

@@ -19,6 +19,8 @@ comes back, and the timer refreshing table-key and recovery gauges.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any, Iterator, Mapping
 from zoneinfo import ZoneInfo
 
@@ -42,6 +44,8 @@ from tables.consumption import (
     state_from_bytes,
     state_to_bytes,
 )
+
+log = logging.getLogger(__name__)
 
 consumption_config = ConsumptionConfig(
     tz=ZoneInfo(settings.timezone),  # Europe/Paris; tables/calendar.py needs whole-hour offsets
@@ -193,11 +197,19 @@ async def flush_state() -> None:
 
 
 @app.before_revoke
-async def _flush_before_revoke(revoked: Any) -> None:
-    """Before faust hands partitions back: everything buffered is written and acknowledged, so
-    the held readings are acked (faust waits for that) and the next owner finds their state."""
-    if writeback.enabled:
+async def _flush_before_revoke(partitions: Any) -> None:
+    """Before faust waits for every started event to be acked (a rebalance revoking partitions, a
+    stop): flush until nothing is held, so the held readings are acked and the next owner of a
+    partition finds their state. The flow is suspended there; an event a handler was still on is
+    held after the first flush and written by the next one."""
+    if not writeback.enabled:
+        return
+    for _ in range(100):
         await writeback.flush()
+        if not writeback.held() and not writeback.pending():
+            return
+        await asyncio.sleep(0.01)
+    log.error("write-back: %d readings still held after 100 flushes before a revoke", writeback.held())
 
 
 @app.timer(interval=settings.metrics_interval_seconds)

@@ -258,7 +258,12 @@ class WriteBack:
         return bool(self._parts) and self._monotonic() - self._last_flush >= self.interval
 
     def held(self) -> int:
+        """Readings folded whose ack waits for a flush."""
         return self._held
+
+    def pending(self) -> bool:
+        """Whether anything (writes or held events) waits for a flush."""
+        return bool(self._parts)
 
     async def flush(self, partitions: Iterable[int] | None = None) -> int:
         """Write the buffered keys (all partitions, or those given), wait until Kafka acknowledged
