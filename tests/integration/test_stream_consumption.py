@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from datetime import date
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from stream.datadir import MARKER
 from tests.integration.stream_support import (
     Worker,
     create_topic,
@@ -184,6 +186,12 @@ async def test_a_worker_upgraded_to_write_back_state_continues_the_tables_of_the
         assert fresh.metric("linky_stream_partitions_assigned", kind="active") > 0
         for pdl, meter in meters.items():
             assert day_totals(fresh, pdl, "month") == meter.truth_months
+        # a write-back worker stops cleanly on SIGTERM: it flushes what it holds and faust's wait
+        # for unacked events ends (it once waited forever), so its data dir is marked clean
+        started = time.monotonic()
+        new.stop()
+        assert (tmp_path / "data-a" / MARKER).exists(), f"no clean stop marker\n{new.tail(30)}"
+        assert time.monotonic() - started < 30
     finally:
         old.stop()
         new.stop()
