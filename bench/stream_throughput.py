@@ -152,7 +152,7 @@ class Run(NamedTuple):
 
 def run_one(
     kind: str, cfg: local_stack.StackConfig, data: list[tuple[bytes, bytes]], workdir: Path,
-    before: Path | None = None, extra_env: dict[str, str] | None = None,
+    before: Path | None = None, extra_env: dict[str, str] | None = None, workers: int = 1,
 ) -> Run:  # fmt: skip
     """One worker of ``kind`` on a fresh topic filled with ``data``."""
     module, counters = APPS["stream" if kind == "before" else kind]
@@ -161,56 +161,67 @@ def run_one(
     topic = f"bench.readings.{tag}"
     app_id = f"bench-{kind}-{tag}"
     asyncio.run(fill_topic(cfg.bootstrap_servers, topic, data))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKY_")}
-    env.update(
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("LINKY_")}
+    base_env.update(
         LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_worker_url, LINKY_READINGS_TOPIC=topic,
-        LINKY_CONTRACTS_TOPIC=f"{topic}.contracts", LINKY_APP_ID=app_id,
-        LINKY_DATADIR=str(workdir / f"{kind}-{tag}"), LINKY_WEB_PORT=str(port), PYTHONPATH=str(root),
+        LINKY_CONTRACTS_TOPIC=f"{topic}.contracts", LINKY_GATEWAYS_TOPIC=f"{topic}.gateways", LINKY_APP_ID=app_id,
+        PYTHONPATH=str(root),
     )  # fmt: skip
-    env.update(extra_env or {})
+    base_env.update(extra_env or {})
     if kind == "floor":
         cmd = [sys.executable, "-m", module]
     else:
         cmd = [sys.executable, "-m", "faust", "-A", module, "worker", "-l", "warn"]
-    if shutil.which("taskset"):
-        cmd = ["taskset", "-c", "0", *cmd]
-    log = open(workdir / f"{kind}-{tag}.log", "wb")
-    proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    ports, procs = [], []
+    for i in range(workers):  # worker i pinned to CPU i (Kafka, Redis and this bench share them)
+        port = _free_port()
+        env = {**base_env, "LINKY_DATADIR": str(workdir / f"{kind}-{tag}-{i}"), "LINKY_WEB_PORT": str(port)}
+        pinned = ["taskset", "-c", str(i % (os.cpu_count() or 1)), *cmd] if shutil.which("taskset") else cmd
+        log = open(workdir / f"{kind}-{tag}-{i}.log", "wb")
+        procs.append(subprocess.Popen(pinned, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True))  # fmt: skip
+        ports.append(port)
     n = len(data)
+
+    def cpu_all() -> float | None:
+        values = [cpu_seconds(p.pid) for p in procs]  # taskset execs: same pid
+        return None if any(v is None for v in values) else sum(values)  # type: ignore[misc]
+
     try:
         def done() -> float:
-            return min(metric(port, name, labels) for name, labels in counters)
+            return min(sum(metric(port, name, labels) for port in ports) for name, labels in counters)
 
         t10 = t100 = None
         deadline = time.monotonic() + 900
         while t100 is None:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{kind} worker exited; see {log.name}")
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"{kind} worker exited; see {workdir}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{kind} worker too slow; see {log.name}")
+                raise RuntimeError(f"{kind} worker too slow; see {workdir}")
             count = done()
             now = time.monotonic()
             if t10 is None and count >= n * 0.1:
-                t10, c10, cpu10 = now, count, cpu_seconds(proc.pid)  # taskset execs: same pid
+                t10, c10, cpu10 = now, count, cpu_all()
             if count >= n:
-                t100, cpu100 = now, cpu_seconds(proc.pid)
+                t100, cpu100 = now, cpu_all()
             time.sleep(0.1)
         cpu_ms = None if cpu10 is None or cpu100 is None else (cpu100 - cpu10) / (n - c10) * 1e3
-        rss = rss_mb(proc.pid)
+        rss = rss_mb(procs[0].pid)
         if kind in ("stream", "before"):
-            time.sleep(float(env.get("LINKY_STATE_FLUSH_SECONDS", "5")) + 1.0)  # the last flush
+            time.sleep(float(base_env.get("LINKY_STATE_FLUSH_SECONDS", "5")) + 1.0)  # the last flush
             records = asyncio.run(changelog_records(cfg.bootstrap_servers, app_id))
             per_reading: float | None = records / n
         else:
             per_reading = None
         return Run((n - c10) / (t100 - t10), cpu_ms, per_reading, rss)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 async def changelog_records(bootstrap: str, app_id: str) -> int:
@@ -219,6 +230,8 @@ async def changelog_records(bootstrap: str, app_id: str) -> int:
     await consumer.start()
     try:
         topics = [t for t in await consumer.topics() if t.startswith(f"{app_id}-") and t.endswith("-changelog")]
+        consumer.subscribe(topics)  # makes the client fetch these topics' partition metadata
+        await consumer._client.force_metadata_update()
         tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
         if not tps:
             return 0
@@ -254,6 +267,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="interleaved runs per app; the best is kept")
     parser.add_argument("--apps", default="floor,baseline,stream", help="comma-separated: floor, baseline, stream, before")
     parser.add_argument("--before", type=Path, help="a checkout of the code to compare with (app 'before')")
+    parser.add_argument("--workers", type=int, default=1, help="stream workers on the topic (scale-out), worker i on CPU i")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the stream workers (an ablation), repeatable")  # fmt: skip
     args = parser.parse_args()
@@ -268,12 +282,15 @@ def main() -> int:
           f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})")  # fmt: skip
     if extra:
         print(f"# stream workers' extra environment: {extra}")
+    if args.workers > 1:
+        print(f"# {args.workers} stream workers on the topic, worker i pinned to CPU i (aggregate rate)")
     runs: dict[str, list[Run]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory(prefix="linky-bench-") as tmp:
         for _ in range(args.repeat):  # interleaved: the machine's noise hits every app alike
             for kind in kinds:
                 runs[kind].append(run_one(kind, cfg, data, Path(tmp), args.before,
-                                          extra if kind in ("stream", "before") else None))  # fmt: skip
+                                          extra if kind in ("stream", "before") else None,
+                                          args.workers if kind in ("stream", "before") else 1))  # fmt: skip
     results = {kind: max(rs, key=lambda r: r.rate) for kind, rs in runs.items()}
     base = results["baseline"].rate if "baseline" in results else None
     print(f"{'app':<10} {'readings/s':>12} {'vs baseline':>12} {'CPU ms/reading':>15} {'changelog/reading':>18} {'RSS MB':>7}")

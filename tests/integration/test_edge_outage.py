@@ -38,7 +38,7 @@ def private_broker(tmp_path_factory: pytest.TempPathFactory,
                    stack: local_stack.StackConfig) -> Iterator[local_stack.StackConfig]:
     cfg = local_stack.StackConfig(
         stack_dir=tmp_path_factory.mktemp("edge-broker"), cache_dir=stack.cache_dir,
-        kafka_port=free_port(), controller_port=free_port(), redis_port=free_port(),
+        kafka_port=free_port(), controller_port=free_port(), redis_port=free_port(), tls_port=free_port(),
         kafka_heap="256m")
     local_stack.up(cfg, quiet=True, timeout=120)
     yield cfg

@@ -1,0 +1,201 @@
+"""One worker with many PDLs: throughput, memory, changelog bytes, the day/month closing of every
+PDL at once, and the recovery of a worker restarted on an empty data dir.
+
+    .venv/bin/python bench/stream_scale.py [--pdls 100000] [--readings-per-pdl 3] [--age-days 31]
+
+The readings of every PDL are dated ``--age-days`` before the product clock (half an hour apart),
+so every PDL's battery day and month are due for closing as soon as it is folded: what happens to
+every PDL at each midnight and month end, all at once. One worker (``taskset -c 0``) folds them
+from a fresh 4-partition topic; every second the bench samples its counters and RSS, and reports:
+
+- the readings/s over the whole run and the lowest rate over any 10 s window (a stall shows there),
+  with the timer's checks and ticks over the run (``linky_battery_timer_checks_total``,
+  ``linky_battery_ticks_sent_total``);
+- RSS at the end and one minute later (steady state, after the timer closed what was due);
+- changelog records and bytes per reading (the app's changelog topics on the local broker's disk);
+- then the worker is SIGKILLed, its data dir deleted, and a new worker started on an empty one:
+  the time until it has recovered its tables from the changelogs and folds new readings (one new
+  reading for 100 PDLs, sent right after the start).
+
+Run on the local stack (``make stack-up``); numbers are for this machine (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.stream_throughput import _free_port, changelog_records, fill_topic, metric, rss_mb  # noqa: E402
+from deploy.local import stack as local_stack  # noqa: E402
+from stream import clock  # noqa: E402
+
+PARIS = ZoneInfo("Europe/Paris")
+PROCESSED = ("linky_stream_readings_processed_total", {"agent": "consumption"})
+
+
+def readings(pdls: int, per_pdl: int, age_days: float, seed: int = 3) -> list[tuple[bytes, bytes]]:
+    rng = random.Random(seed)
+    start = clock.now().astimezone(PARIS) - timedelta(days=age_days)
+    out: list[tuple[bytes, bytes]] = []
+    index = [[rng.randrange(10**6), rng.randrange(10**6), rng.randrange(10**5)] for _ in range(pdls)]
+    for step in range(per_pdl):
+        t = start + timedelta(minutes=30 * step)
+        for i in range(pdls):
+            pdl = f"{40_000_000_000_000 + i:014d}"
+            idx = index[i]
+            idx[0] += rng.randrange(0, 400)
+            idx[1] += rng.randrange(0, 400)
+            idx[2] += rng.randrange(0, 300)
+            value = {"pdl": pdl, "meter": "M" + pdl, "mode": "standard", "time": t.isoformat(),
+                     "tariff_period": "HEURE PLEINE", "import_wh": idx[0] + idx[1],
+                     "import_wh_by_period": {"EASF01": idx[0], "EASF02": idx[1]}, "export_wh": idx[2],
+                     "power_va": 800, "export_power_va": 100, "current_a": [4], "voltage_v": [231],
+                     "subscribed_kva": 9, "overload": False, "status": None}  # fmt: skip
+            out.append((pdl.encode(), json.dumps(value).encode()))
+    return out
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "faust", "-A", "stream.app", "worker", "-l", "warn"]
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+
+
+def changelog_bytes(cfg: local_stack.StackConfig, app_id: str) -> int:
+    data = cfg.stack_dir / "kafka" / "data"
+    total = 0
+    for path in data.glob(f"{app_id}-*-changelog-*"):
+        total += sum(f.stat().st_size for f in path.glob("*.log"))
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pdls", type=int, default=100_000)
+    parser.add_argument("--readings-per-pdl", type=int, default=3)
+    parser.add_argument("--age-days", type=float, default=31.0)
+    parser.add_argument("--steady-seconds", type=float, default=60.0)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    args = parser.parse_args()
+    cfg = local_stack.StackConfig.from_env()
+    local_stack.up(cfg, quiet=True)
+    data = readings(args.pdls, args.readings_per_pdl, args.age_days)
+    n = len(data)
+    tag = uuid.uuid4().hex[:8]
+    topic, app_id = f"bench.scale.{tag}", f"bench-scale-{tag}"
+    t0 = time.monotonic()
+    asyncio.run(fill_topic(cfg.bootstrap_servers, topic, data))
+    print(f"# {args.pdls} PDLs x {args.readings_per_pdl} readings = {n} readings dated {args.age_days} days "
+          f"before the clock; topic filled in {time.monotonic() - t0:.0f} s")  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="linky-scale-"))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKY_")}
+    env.update(LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_worker_url,
+               LINKY_READINGS_TOPIC=topic, LINKY_CONTRACTS_TOPIC=f"{topic}.contracts",
+               LINKY_GATEWAYS_TOPIC=f"{topic}.gateways", LINKY_APP_ID=app_id,
+               LINKY_DATADIR=str(tmp / "data"), LINKY_WEB_PORT=str(port), PYTHONPATH=str(ROOT))  # fmt: skip
+    env.update(dict(item.split("=", 1) for item in args.env))
+    log = tmp / "worker.log"
+    proc = start_worker(env, log)
+    samples: list[tuple[float, float]] = []
+    try:
+        deadline = time.monotonic() + 3600
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited; see {log}")
+            count = metric(port, *PROCESSED)
+            now = time.monotonic()
+            samples.append((now, count))
+            if count >= n or now > deadline:
+                break
+            time.sleep(1.0)
+        first = next(i for i, (_, c) in enumerate(samples) if c > 0)
+        (ta, ca), (tb, cb) = samples[first], samples[-1]
+        windows = [(samples[j][1] - samples[i][1]) / (samples[j][0] - samples[i][0])
+                   for i in range(first, len(samples)) for j in [i + 10] if j < len(samples)]  # fmt: skip
+        rss_end = rss_mb(proc.pid)
+        print(f"folded {cb:.0f} readings in {tb - ta:.0f} s: {(cb - ca) / (tb - ta):.0f} readings/s, "
+              f"lowest 10 s window {min(windows) if windows else float('nan'):.0f} readings/s")  # fmt: skip
+        time.sleep(args.steady_seconds)
+        checks = metric(port, "linky_battery_timer_checks_total", {})
+        ticks = metric(port, "linky_battery_ticks_sent_total", {})
+        late = metric(port, "linky_redis_late_round_trips_total", {})
+        down = metric(port, "linky_redis_publish_failures_total", {})
+        print(f"timer: {checks:.0f} PDL checks, {ticks:.0f} ticks sent; redis: {late:.0f} late round trips, "
+              f"{down:.0f} payloads dropped")  # fmt: skip
+        print(f"RSS: {rss_end:.0f} MB when done, {rss_mb(proc.pid):.0f} MB {args.steady_seconds:.0f} s later")
+        records = asyncio.run(changelog_records(cfg.bootstrap_servers, app_id))
+        size = changelog_bytes(cfg, app_id)
+        print(f"changelogs: {records} records ({records / n:.2f} per reading), {size / 1e6:.1f} MB "
+              f"({size / n:.0f} bytes per reading)")  # fmt: skip
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # restart on an EMPTY data dir: recovery from the changelogs
+    shutil.rmtree(tmp / "data", ignore_errors=True)
+    started = time.monotonic()
+    proc = start_worker(env, log)
+    try:
+        new_time = clock.now().astimezone(PARIS).replace(microsecond=0).isoformat()
+        more = [(k, json.dumps({**json.loads(v), "time": new_time}).encode()) for k, v in data[-100:]]
+        asyncio.run(_produce(cfg.bootstrap_servers, topic, more))
+        watched = [k.decode() for k, _ in more[::20]]
+        while not all(_live_time(port, pdl) == new_time for pdl in watched):
+            if proc.poll() is not None:
+                raise RuntimeError(f"restarted worker exited; see {log}")
+            if time.monotonic() - started > 1800:
+                raise RuntimeError("restarted worker did not fold the new readings in 30 min")
+            time.sleep(0.5)
+        print(f"restart on an empty data dir: tables recovered and new readings folded "
+              f"{time.monotonic() - started:.1f} s after the start; RSS {rss_mb(proc.pid):.0f} MB")  # fmt: skip
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return 0
+
+
+def _live_time(port: int, pdl: str) -> str | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/pdl/{pdl}/live", timeout=5) as r:
+            return json.loads(r.read()).get("time")  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+async def _produce(bootstrap: str, topic: str, data: list[tuple[bytes, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in data:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
