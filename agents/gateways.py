@@ -219,6 +219,25 @@ def http_document(pdl: str) -> dict[str, Any] | None:
     }
 
 
+def review_document(limit: int = 200) -> dict[str, Any]:
+    """``GET /quarantine``: the quarantined and refused readings of every PDL of *this worker's*
+    partitions, newest first (the supplier's review list; ask each worker, as ``linky-stream status``
+    does). Each entry is the PDL's own entry (``/pdl/{pdl}/quarantine``) plus ``pdl``."""
+    quarantined: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    for key, raw in writeback.items(trust_table, trust_table.items()):
+        state = _trust_states.get(key, raw, trust.decode_state)
+        pdl = key.decode(errors="replace")
+        quarantined += [{"pdl": pdl, **entry} for entry in state.quarantined]
+        rejected += [{"pdl": pdl, **entry} for entry in state.rejected]
+
+    def newest(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(entries, key=lambda e: str(e.get("received_at") or ""), reverse=True)[:limit]
+
+    return {"quarantined": newest(quarantined), "rejected": newest(rejected),
+            "totals": {"quarantined": len(quarantined), "rejected": len(rejected)}}  # fmt: skip
+
+
 @app.agent(gateways_topic)
 async def gateways_agent(stream):  # type: ignore[no-untyped-def]
     """Store each valid registry document (a tombstone deletes)."""

@@ -420,6 +420,15 @@ async def test_forged_and_impossible_readings_are_refused_and_rotation_keeps_eve
         assert status == 200 and {e["reason"] for e in doc["rejected"]} == {
             "gateway_not_provisioned", "bad_signature", "gateway_revoked", "unsigned", "pdl_mismatch", "replay"}
         assert "secret" not in json.dumps(doc)
+        # the supplier's review list: every PDL of the worker, newest first
+        status, review = await get("/quarantine")
+        assert status == 200
+        assert sorted(e["reason"] for e in review["quarantined"] if e["pdl"] == quarantine) == sorted(
+            ["impossible_growth", "impossible_growth", "injection_on_consumer", "future_reading"])
+        assert {e["pdl"] for e in review["rejected"]} >= {victim} and review["totals"]["rejected"] >= 6
+        stamps = [e["received_at"] for e in review["quarantined"]]
+        assert stamps == sorted(stamps, reverse=True)
+        assert not {e["pdl"] for e in review["quarantined"] + review["rejected"]} & {control, other}
 
         async def alerted() -> bool:
             kinds = {(a["pdl"], a["kind"], a["action"]) for a in alerts}
