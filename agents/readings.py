@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from agents import battery, consumption, gateways, live
-from stream import metrics, ops
+from stream import clock, metrics, ops
 from stream.app import app, readings_topic
 from stream.state import writeback
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 LIVE_ERROR = metrics.READINGS.labels(live.AGENT, "error")
 CONSUMPTION_ERROR = metrics.READINGS.labels(consumption.AGENT, "error")
 BATTERY_ERROR = battery.READINGS.labels("error")
+FOLD_LATENCY = metrics.FOLD_LATENCY
 
 
 @app.agent(readings_topic, name="readings")
@@ -43,8 +44,7 @@ async def readings_agent(stream):  # type: ignore[no-untyped-def]
         verdict = gateways.admit(event, value)  # edge trust before any fold (agents/gateways.py, docs/security.md)
         if not verdict.accepted:  # refused or quarantined: nothing folded, still acked in order
             writeback.hold(stream, event)
-            if writeback.due():
-                await writeback.flush()
+            await _maybe_flush()
             continue
         value = verdict.value
         try:
@@ -62,9 +62,20 @@ async def readings_agent(stream):  # type: ignore[no-untyped-def]
         except Exception:
             BATTERY_ERROR.inc()
             log.exception("battery: reading failed: %.200r", value)
+        if received_at is not None:
+            FOLD_LATENCY.observe(max(0.0, clock.time() - received_at))
         writeback.hold(stream, event)
-        if writeback.due():
-            await writeback.flush()
+        await _maybe_flush()
+
+
+async def _maybe_flush() -> None:
+    """Start a background flush when one is due; wait only when two are already in flight
+    (Kafka slower than the readings: back-pressure instead of an ever-growing buffer)."""
+    if writeback.due():
+        if writeback.flushing() >= 2:
+            await writeback.drain()
+        else:
+            writeback.flush_soon()
 
 
 def parse(raw: bytes) -> tuple[Any, float | None]:

@@ -44,13 +44,13 @@ PARIS = ZoneInfo("Europe/Paris")
 HISTOGRAM = "linky_stream_publish_latency_seconds"
 
 
-def buckets(port: int, channel: str) -> dict[float, float]:
-    """Cumulative bucket counts of the histogram for ``channel``: upper bound -> count."""
+def buckets(port: int, channel: str | None, histogram: str = HISTOGRAM) -> dict[float, float]:
+    """Cumulative bucket counts of the histogram (for ``channel``): upper bound -> count."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
     out: dict[float, float] = {}
     for line in text.splitlines():
-        if line.startswith(f"{HISTOGRAM}_bucket{{") and f'channel="{channel}"' in line:
+        if line.startswith(f"{histogram}_bucket{{") and (channel is None or f'channel="{channel}"' in line):
             labels, _, value = line.rpartition(" ")
             le = labels.split('le="', 1)[1].split('"', 1)[0]
             out[float("inf") if le == "+Inf" else float(le)] = float(value)
@@ -114,6 +114,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose worker runs (e.g. an older one)")
+    parser.add_argument("--histogram", default=HISTOGRAM,
+                        help="the worker's latency histogram (linky_stream_processing_latency_seconds: from the "
+                             "meter time, whole seconds, so about +0.5 s; the one an older worker has)")  # fmt: skip
     args = parser.parse_args()
     cfg = local_stack.StackConfig.from_env()
     local_stack.up(cfg, quiet=True)
@@ -135,12 +139,12 @@ def main() -> int:
     env.update(LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_worker_url,
                LINKY_READINGS_TOPIC=topic, LINKY_CONTRACTS_TOPIC=f"{topic}.contracts",
                LINKY_GATEWAYS_TOPIC=f"{topic}.gateways", LINKY_APP_ID=f"bench-latency-{tag}",
-               LINKY_DATADIR=str(tmp / "data"), LINKY_WEB_PORT=str(port), PYTHONPATH=str(ROOT))  # fmt: skip
+               LINKY_DATADIR=str(tmp / "data"), LINKY_WEB_PORT=str(port), PYTHONPATH=str(args.root))  # fmt: skip
     env.update(dict(item.split("=", 1) for item in args.env))
     cmd = [sys.executable, "-m", "faust", "-A", "stream.app", "worker", "-l", "warn"]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=open(tmp / "worker.log", "wb"), stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, env=env, cwd=args.root, stdout=open(tmp / "worker.log", "wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -152,11 +156,15 @@ def main() -> int:
         async def run() -> tuple[int, dict[str, dict[float, float]], float | None, float]:
             player = asyncio.ensure_future(play(cfg.bootstrap_servers, topic, args.meters, args.warmup + args.seconds))
             await asyncio.sleep(args.warmup)
-            start = {ch: buckets(port, ch) for ch in ("live", "conso")}
+            start = {ch: buckets(port, ch, args.histogram) for ch in ("live", "conso")}
+            start["flush"] = buckets(port, None, "linky_stream_state_flush_seconds")
+            start["fold"] = buckets(port, None, "linky_stream_fold_latency_seconds")
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
             sent = await player
             await asyncio.sleep(2.0)  # the last readings reach Redis
-            end = {ch: buckets(port, ch) for ch in ("live", "conso")}
+            end = {ch: buckets(port, ch, args.histogram) for ch in ("live", "conso")}
+            end["flush"] = buckets(port, None, "linky_stream_state_flush_seconds")
+            end["fold"] = buckets(port, None, "linky_stream_fold_latency_seconds")
             cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
             delta = {ch: {le: end[ch].get(le, 0) - start[ch].get(le, 0) for le in end[ch]} for ch in end}
             busy = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / (t1 - t0)
@@ -165,9 +173,16 @@ def main() -> int:
         sent, delta, busy, span = asyncio.run(run())
         print(f"# {args.meters} meters, one reading every 1-2 s each ({sent / (args.warmup + args.seconds):.0f} "
               f"readings/s), {args.seconds:.0f} s measured after {args.warmup:.0f} s of warm-up; one worker on CPU 0")  # fmt: skip
+        flush, fold = delta.pop("flush"), delta.pop("fold")
+        if fold:
+            print(f"received_at -> folded by the agent: p50 {quantile(0.5, fold) * 1e3:.1f} ms, "
+                  f"p99 {quantile(0.99, fold) * 1e3:.1f} ms")  # fmt: skip
+        if flush:
+            print(f"write-back flushes: {flush.get(float('inf'), 0):.0f}, p50 {quantile(0.5, flush) * 1e3:.0f} ms, "
+                  f"p99 {quantile(0.99, flush) * 1e3:.0f} ms (table writes to Kafka's acknowledgement)")  # fmt: skip
         for ch, cum in delta.items():
             total = cum.get(float("inf"), 0)
-            print(f"{ch:<6} received_at -> Redis publish: p50 {quantile(0.5, cum) * 1e3:.1f} ms, "
+            print(f"{ch:<6} {'received_at' if args.histogram == HISTOGRAM else 'reading time'} -> Redis publish: p50 {quantile(0.5, cum) * 1e3:.1f} ms, "
                   f"p99 {quantile(0.99, cum) * 1e3:.1f} ms ({total:.0f} publishes)")  # fmt: skip
         if busy is not None:
             print(f"worker CPU: {100 * busy:.0f} % of one core over {span:.0f} s")

@@ -37,6 +37,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 log = logging.getLogger(__name__)
+FETCH_MAX_WAIT_MS = 100  # set from Settings.kafka_fetch_max_wait_ms by stream/factory.py create_app
 
 __all__ = ["Consumer", "ConsumerThread", "Transport"]
 
@@ -62,6 +63,14 @@ class _Selection:
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # faust hard-codes fetch_max_wait_ms=1500; with several idle partitions in the fetch
+        # (changelogs, contracts, ticks...) readings waited up to that long in the broker
+        # (bench/stream_latency.py): ``LINKY_KAFKA_FETCH_MAX_WAIT_MS``
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
     async def _fetch_records(
         self,
         consumer: Any,

@@ -13,6 +13,7 @@ from faust import stores
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.stores import rocksdb as faust_rocksdb
 
+from stream import consumer as consumer_module
 from stream.consumer import Transport
 from stream.kafka_security import faust_credentials
 from stream.settings import Settings
@@ -89,6 +90,7 @@ stores.STORES.aliases.setdefault("linky-rocksdb", f"{__name__}:NoWalRocksDBStore
 
 def create_app(cfg: Settings) -> faust.App:
     """Build the Faust app from settings (RocksDB store, raw serializers, /metrics)."""
+    consumer_module.FETCH_MAX_WAIT_MS = cfg.kafka_fetch_max_wait_ms
     faust_app = App(
         cfg.app_id,
         broker=f"kafka://{cfg.kafka_bootstrap}",

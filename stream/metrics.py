@@ -39,6 +39,13 @@ PUBLISH_LATENCY = Histogram(
     ["channel"],
     buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0),
 )
+FOLD_LATENCY = Histogram(
+    "linky_stream_fold_latency_seconds",
+    "From the reading's received_at (the edge decoded its frame) to the readings agent having folded "
+    "it (edge publish, Kafka, the worker's consumer and queue): the part of the publish latency "
+    "before Redis",
+    buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0),
+)
 REDIS_LATE = Counter(
     "linky_redis_late_round_trips_total",
     "Redis round trips that timed out while Redis answered a PING at once: the worker's own event "

@@ -192,8 +192,8 @@ async def run_redis_publisher() -> None:
 @app.timer(interval=max(0.1, min(1.0, settings.state_flush_seconds / 2)))
 async def flush_state() -> None:
     """Flush the write-back buffer when due (the readings agent also flushes between events)."""
-    if writeback.enabled and writeback.due():
-        await writeback.flush()
+    if writeback.enabled and writeback.due() and not writeback.flushing():
+        writeback.flush_soon()
 
 
 @app.before_revoke
@@ -205,8 +205,8 @@ async def _flush_before_revoke(partitions: Any) -> None:
     if not writeback.enabled:
         return
     for _ in range(100):
-        await writeback.flush()
-        if not writeback.held() and not writeback.pending():
+        await writeback.drain()
+        if not writeback.held() and not writeback.pending() and not writeback.flushing():
             return
         await asyncio.sleep(0.01)
     log.error("write-back: %d readings still held after 100 flushes before a revoke", writeback.held())

@@ -124,6 +124,7 @@ def partition_context(partition: int, topic: str) -> Iterator[None]:
 
 
 FlushListener = Callable[[TableLike, bytes, Entry[Any]], None]
+YIELD_EVERY = 100  # keys written between two yields to the event loop during a flush
 
 
 @dataclass
@@ -151,6 +152,10 @@ class WriteBack:
         self._tables: dict[str, TableLike] = {}
         self._parts: dict[int, _Partition] = {}
         self._where: dict[tuple[str, bytes], int] = {}  # buffered key -> its partition
+        # buffers being written by a flush: still read first (a key may not be in its table yet)
+        self._flushing: list[dict[tuple[str, bytes], Any]] = []
+        self._tasks: set[asyncio.Future[Any]] = set()  # background flushes (``flush_soon``)
+        self._write_lock: asyncio.Lock | None = None  # one flush writes at a time (the newest value last)
         self._held = 0
         self._last_flush = monotonic()
         self._listeners: list[FlushListener] = []
@@ -204,11 +209,17 @@ class WriteBack:
         writes[ref] = entry
 
     def peek(self, table: TableLike, key: bytes) -> Any:
-        """The buffered ``Entry``, ``TOMBSTONE``, or None when the key is not buffered."""
-        partition = self._where.get((table.name, key))
-        if partition is None:
-            return None
-        return self._parts[partition].writes[(table.name, key)]
+        """The buffered ``Entry``, ``TOMBSTONE``, or None when the key is not buffered (newest
+        first: the buffer being filled, then those a flush is writing)."""
+        ref = (table.name, key)
+        partition = self._where.get(ref)
+        if partition is not None:
+            return self._parts[partition].writes[ref]
+        for writes in reversed(self._flushing):
+            entry = writes.get(ref)
+            if entry is not None:
+                return entry
+        return None
 
     def read(self, table: TableLike, key: bytes) -> bytes | None:
         """The value a reader must see: the buffered one, else the table's."""
@@ -218,10 +229,18 @@ class WriteBack:
         return None if entry is TOMBSTONE else entry.raw  # type: ignore[no-any-return]
 
     def buffered(self, table: TableLike) -> Iterator[tuple[bytes, Any]]:
-        """``(key, Entry or TOMBSTONE)`` of every buffered key of ``table``."""
-        for part in self._parts.values():
-            for (name, key), entry in part.writes.items():
+        """``(key, Entry or TOMBSTONE)`` of every buffered key of ``table`` (the newest value of a
+        key also being written by a flush)."""
+        seen: set[bytes] = set()
+        for part in list(self._parts.values()):
+            for (name, key), entry in list(part.writes.items()):
                 if name == table.name:
+                    seen.add(key)
+                    yield key, entry
+        for writes in reversed(list(self._flushing)):
+            for (name, key), entry in list(writes.items()):
+                if name == table.name and key not in seen:
+                    seen.add(key)
                     yield key, entry
 
     def items(self, table: TableLike, items: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
@@ -238,7 +257,7 @@ class WriteBack:
                 if entry is not TOMBSTONE:
                     yield key, entry.raw
         for key, entry in list(self.buffered(table)):
-            if key not in seen and entry is not TOMBSTONE and self._where.get((name, key)) is not None:
+            if key not in seen and entry is not TOMBSTONE:
                 yield key, entry.raw
 
     # ------------------------------------------------------------------ acks and flushes
@@ -265,44 +284,90 @@ class WriteBack:
         """Whether anything (writes or held events) waits for a flush."""
         return bool(self._parts)
 
+    def flush_soon(self) -> None:
+        """Start a flush in the background (the readings agent goes on folding into a new buffer
+        while the changelog records are written and acknowledged)."""
+        task = asyncio.ensure_future(self.flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._flush_done)
+
+    def _flush_done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            pass  # logged and counted by ``flush``; the buffer was kept for the next one
+
+    def flushing(self) -> int:
+        """Flushes in flight."""
+        return len(self._tasks)
+
+    async def drain(self) -> None:
+        """Flush everything and wait for the flushes in flight (before a revoke or a stop)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.flush()
+
     async def flush(self, partitions: Iterable[int] | None = None) -> int:
         """Write the buffered keys (all partitions, or those given), wait until Kafka acknowledged
         their changelog records, then ack the events held for them. Returns how many keys were
-        written. The writes themselves are synchronous (no handler sees a half-written buffer);
-        readings keep being folded into a new buffer while the acknowledgements are awaited."""
+        written.
+
+        The buffers are taken at once and a new one fills meanwhile; the taken ones stay readable
+        (``peek``) until their keys are in the tables. Writing yields to the event loop every
+        ``YIELD_EVERY`` keys, so a flush of many PDLs never stalls the readings; a crash in the
+        middle leaves, per PDL, a prefix of its writes in the order of ``_write``."""
         chosen = list(self._parts) if partitions is None else [p for p in partitions if p in self._parts]
         if partitions is None or not self._parts:
             self._last_flush = self._monotonic()
+        if not chosen:
+            return 0
         started = self._monotonic()
-        written, futures, held = 0, [], []
-        for partition in chosen:
-            part = self._parts[partition]
-            try:
-                written += self._write(partition, part, futures)
-            except Exception:  # e.g. a store closed under us: keep the buffer (a retry rewrites it)
-                self.failures += 1
-                log.exception("state flush of partition %d failed; kept for the next flush", partition)
-                raise
-            del self._parts[partition]
+        taken = {p: self._parts.pop(p) for p in chosen}
+        visible: dict[tuple[str, bytes], Any] = {}
+        for part in taken.values():
             for ref in part.writes:
                 self._where.pop(ref, None)
+            visible.update(part.writes)
             self._held -= len(part.held)
-            held.extend(part.held)
+        self._flushing.append(visible)
+        written, futures = 0, []
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        try:
+            async with self._write_lock:  # an older flush still writing finishes first
+                for partition, part in taken.items():
+                    written += await self._write(partition, part, futures)
+            if futures:
+                await asyncio.gather(*futures)  # every changelog record acknowledged by Kafka...
+        except Exception:  # not acknowledged or not written: give the buffers back, ack nothing
+            self.failures += 1
+            log.exception("state flush failed; its readings stay unacked (replayed if this worker stops)")
+            self._give_back(taken)
+            raise
+        finally:
+            self._flushing.remove(visible)
+        for part in taken.values():  # ...before faust may commit the offsets of these events
+            for stream, event in part.held:
+                stream_ack(stream, event)
         self.flushes += 1
         self.keys_written += written
-        if futures:
-            try:
-                await asyncio.gather(*futures)  # every changelog record acknowledged by Kafka...
-            except Exception:  # not acked: faust commits no offset past these events
-                self.failures += 1
-                log.exception("changelog records of a state flush were not acknowledged; "
-                              "their readings stay uncommitted and will be replayed")  # fmt: skip
-                raise
-        for stream, event in held:  # ...before faust may commit the offsets of these events
-            stream_ack(stream, event)
-        if self._observe is not None and chosen:
+        if self._observe is not None:
             self._observe(self._monotonic() - started, written)
         return written
+
+    def _give_back(self, taken: dict[int, _Partition]) -> None:
+        """A failed flush: its writes go back under the newer buffer (a key buffered again since
+        keeps its newer value), its held events before the newer ones (ack order)."""
+        for partition, part in taken.items():
+            current = self._part(partition)
+            merged = dict(part.writes)
+            for ref, entry in current.writes.items():
+                merged.pop(ref, None)
+                merged[ref] = entry
+            current.writes = merged
+            for ref in merged:
+                self._where[ref] = partition
+            current.held = part.held + current.held
+            self._held += len(part.held)
 
     def discard(self, partitions: Iterable[int]) -> None:
         """Forget the buffered writes and held events of ``partitions`` without writing them (their
@@ -315,7 +380,7 @@ class WriteBack:
                 self._where.pop(ref, None)
             self._held -= len(part.held)
 
-    def _write(self, partition: int, part: _Partition, futures: list[Any]) -> int:
+    async def _write(self, partition: int, part: _Partition, futures: list[Any]) -> int:
         records, hots, deletes = [], [], []
         for ref, entry in part.writes.items():
             if entry is TOMBSTONE:
@@ -324,14 +389,19 @@ class WriteBack:
                 records.append((ref, entry))
             else:
                 hots.append((ref, entry))
-        with partition_context(partition, self.source_topic):
-            for (name, key), entry in records + hots:
-                table = self._tables[name]
+        n = 0
+        for (name, key), entry in records + hots:
+            table = self._tables[name]
+            with partition_context(partition, self.source_topic):  # not across the yields below
                 _set(table, partition, key, entry.raw, futures)
-                for listener in self._listeners:
-                    listener(table, key, entry)
-            for name, key in deletes:
-                table = self._tables[name]
+            for listener in self._listeners:
+                listener(table, key, entry)
+            n += 1
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        for name, key in deletes:
+            table = self._tables[name]
+            with partition_context(partition, self.source_topic):
                 if key in table:
                     _delete(table, partition, key, futures)
         return len(part.writes)

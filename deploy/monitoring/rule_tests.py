@@ -85,6 +85,17 @@ CASES = [
         _s("linky_battery_contract_refolds_total", {**W, "outcome": "impossible"}, "0x10 1x100"),
         _s("linky_battery_contract_refolds_total", {**W, "outcome": "refolded"}, "0+1x100"),
     ], 9, 12, 75, [{"instance": W["instance"]}]),
+    Case("LinkyStateFlushFailing", [
+        _s("linky_stream_state_flush_failures_total", W, "0x10 1x40"),
+    ], 9, 12, 25, [{"instance": W["instance"]}]),
+    Case("LinkyUntrustedReadings", [
+        _s("linky_stream_readings_rejected_total", {**W, "reason": "bad_signature"}, "0x10 3x40"),
+        _s("linky_stream_readings_rejected_total", {**W, "reason": "impossible_growth"}, "0+1x50"),
+    ], 9, 12, 30, [{"instance": W["instance"], "reason": "bad_signature"}]),
+    Case("LinkyReadingsQuarantined", [
+        _s("linky_stream_readings_rejected_total", {**W, "reason": "future_reading"}, "0x10 1x100"),
+        _s("linky_stream_readings_rejected_total", {**W, "reason": "replay"}, "0+1x100"),
+    ], 9, 12, 75, [{"instance": W["instance"], "reason": "future_reading"}]),
     Case("LinkyInvalidContractRecords", [
         _s("linky_contract_records_rejected_total", W, "0x10 2x100"),
     ], 9, 12, 75, [{"instance": W["instance"]}]),

@@ -139,6 +139,26 @@ WORKER = Group("linky-worker", "linky.rules.yml", [
           "A contract version could not be re-folded on {{ $labels.instance }}",
           "A contract change reached the worker for a day that can no longer be re-folded: the "
           "battery of that PDL needs a re-anchor."),
+    Alert("LinkyStateFlushFailing",
+          "sum by (instance) (increase(linky_stream_state_flush_failures_total[10m])) > 0",
+          "0s", "critical",
+          "Write-back state flushes fail on {{ $labels.instance }}",
+          "The worker could not write its buffered state to the tables or Kafka did not acknowledge "
+          "the changelog records: its readings stay uncommitted (nothing is lost, but its offsets "
+          "stop moving and a restart replays them)."),
+    Alert("LinkyUntrustedReadings",
+          'sum by (instance, reason) (increase(linky_stream_readings_rejected_total{reason!~"'
+          'impossible_growth|injection_on_consumer|future_reading"}[15m])) > 0',
+          "0s", "warning",
+          "Readings refused ({{ $labels.reason }}) on {{ $labels.instance }}",
+          "Signed readings failed the gateway checks (unprovisioned or revoked gateway, bad signature, "
+          "replay...): forged, or a gateway misconfigured. They were not folded."),
+    Alert("LinkyReadingsQuarantined",
+          'sum by (instance, reason) (increase(linky_stream_readings_rejected_total{reason=~"'
+          'impossible_growth|injection_on_consumer|future_reading"}[1h])) > 0',
+          "0s", "warning",
+          "Physically impossible readings quarantined ({{ $labels.reason }}) on {{ $labels.instance }}",
+          "Readings that no meter can produce were kept out of energy and money: review them."),
     Alert("LinkyInvalidContractRecords",
           "sum by (instance) (increase(linky_contract_records_rejected_total[1h])) > 0",
           "0s", "warning",

@@ -222,3 +222,29 @@ def test_partition_context_is_what_faust_table_writes_read() -> None:
         event = current_event()
         assert event is not None and event.message.partition == 5 and event.message.topic == "linky.readings"
     assert current_event() is None
+
+
+async def test_a_flush_in_flight_stays_readable_and_the_newest_value_wins() -> None:
+    acked: list[int] = []
+    wb, now = make()
+    table = ChangelogTable("consumption", [])
+    wb.register(table)
+    stream = Stream()
+    for i in range(250):  # more than YIELD_EVERY: the flush yields while writing
+        wb.put(table, f"P{i}".encode(), 0, f"a{i}".encode())
+    wb.hold(stream, Event(0, 1, acked))
+    first = asyncio.ensure_future(wb.flush())
+    await asyncio.sleep(0)
+    assert b"P249" not in table  # not written yet...
+    assert wb.peek(table, b"P249").obj == b"a249" and wb.read(table, b"P249") == b"a249"  # ...but read
+    wb.put(table, b"P249", 0, b"b249")  # a newer value while the first flush writes
+    wb.hold(stream, Event(0, 2, acked))
+    assert wb.read(table, b"P249") == b"b249"
+    second = asyncio.ensure_future(wb.flush())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert table[b"P249"] == b"b249"  # the second flush wrote after the first one
+    for fut in table.futures:
+        fut.set_result(None)
+    assert await first == 250 and await second == 1
+    assert acked == [1, 2] and wb.peek(table, b"P249") is None and not wb.pending()
