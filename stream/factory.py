@@ -76,6 +76,11 @@ class NoWalRocksDBStore(faust_rocksdb.Store):
     offset (written after the data it covers) is never ahead of the data, so faust's recovery
     replays the changelog from there and the table ends up identical."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.use_rocksdict:  # one block cache for every table partition of the worker
+            self.rocksdb_options = SharedCacheOptions(**self.options, use_rocksdict=True)
+
     def _open_for_partition(self, partition: int) -> Any:
         db = super()._open_for_partition(partition)
         if self.use_rocksdict:
@@ -83,6 +88,28 @@ class NoWalRocksDBStore(faust_rocksdb.Store):
             options.disable_wal = True
             db.set_write_options(options)
         return db
+
+
+_shared_caches: dict[int, Any] = {}
+
+
+class SharedCacheOptions(faust_rocksdb.RocksDBOptions):
+    """faust's RocksDB options with ONE block cache shared by every table partition of the process
+    (``LINKY_ROCKSDB_BLOCK_CACHE_BYTES`` in all), instead of one cache per table partition: with
+    7 tables x 4 partitions that was 28 caches (and 28 memtables of 64 MiB, faust's default; see
+    ``table_options`` for the write buffers). bench/stream_scale.py measures the RSS."""
+
+    def as_options(self) -> Any:
+        options = super().as_options()
+        factory = rocksdict.BlockBasedOptions()
+        factory.set_bloom_filter(self.bloom_filter_size, True)
+        cache = _shared_caches.get(self.block_cache_size)
+        if cache is None:
+            cache = _shared_caches[self.block_cache_size] = rocksdict.Cache(self.block_cache_size)
+        factory.set_block_cache(cache)
+        factory.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        options.set_block_based_table_factory(factory)
+        return options
 
 
 stores.STORES.aliases.setdefault("linky-rocksdb", f"{__name__}:NoWalRocksDBStore")
@@ -129,5 +156,12 @@ def canonical_url(cfg: Settings) -> str:
 
 
 def table_options(cfg: Settings) -> dict[str, Any]:
-    """RocksDB options for every table (bounded cache instead of faust's 2 GiB default)."""
-    return {"driver": "rocksdict", "block_cache_size": cfg.rocksdb_block_cache_bytes}
+    """RocksDB options for every table: a bounded block cache (shared, ``SharedCacheOptions``)
+    instead of faust's 2 GiB per table partition, and small memtables instead of faust's 3 x 64 MiB
+    per table partition (the tables are written once per write-back flush, stream/writeback.py)."""
+    return {
+        "driver": "rocksdict",
+        "block_cache_size": cfg.rocksdb_block_cache_bytes,
+        "write_buffer_size": cfg.rocksdb_write_buffer_bytes,
+        "max_write_buffer_number": 2,
+    }
