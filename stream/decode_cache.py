@@ -8,7 +8,10 @@ the table still holds *those bytes* (a byte comparison), so it can never serve a
 Cached values are immutable (frozen dataclasses; folds copy what they change).
 
 Bounded: when ``max_entries`` is reached the cache is emptied (cheap, and a worker holding more
-PDLs than that gains nothing from an LRU with one reading per PDL per pass).
+PDLs than that gains nothing from an LRU with one reading per PDL per pass). The default,
+``LINKY_DECODE_CACHE_ENTRIES`` (5,000), is a memory bound: a decoded consumption or battery state
+is several KB of Python objects, and a worker of 100,000 PDLs read round-robin gets no hit from
+any size short of all of them (bench/stream_scale.py).
 """
 
 from __future__ import annotations
@@ -19,11 +22,17 @@ T = TypeVar("T")
 
 __all__ = ["DecodeCache"]
 
+DEFAULT_MAX_ENTRIES = 5_000  # per cache; stream/app.py sets it from LINKY_DECODE_CACHE_ENTRIES
+
 
 class DecodeCache(Generic[T]):
-    def __init__(self, max_entries: int = 20_000) -> None:
-        self.max_entries = max_entries
+    def __init__(self, max_entries: int | None = None) -> None:
+        self._max = max_entries
         self._entries: dict[bytes, tuple[bytes, T]] = {}
+
+    @property
+    def max_entries(self) -> int:
+        return self._max if self._max is not None else DEFAULT_MAX_ENTRIES
 
     def get(self, key: bytes, raw: bytes, decode: Callable[[bytes], T]) -> T:
         """``decode(raw)``, memoized for ``key`` while the stored bytes stay ``raw``."""

@@ -54,6 +54,7 @@ class Settings:
     kafka_fetch_max_wait_ms: int = 100  # how long the broker may hold the worker's fetch (faust hard-codes 1500)
     rocksdb_block_cache_bytes: int = 64 * 1024 * 1024  # ONE block cache shared by every table partition
     rocksdb_write_buffer_bytes: int = 2 * 1024 * 1024  # memtable per table partition (faust: 64 MiB)
+    decode_cache_entries: int = 5_000  # decoded table values kept per cache (stream/decode_cache.py)
     rocksdb_wal: bool = False  # RocksDB write-ahead log of local tables (the changelogs are the durable copy)
     producer_linger_seconds: float = 0.02  # faust's producer_linger: changelog records are batched this long
     state_flush_seconds: float = 5.0  # write-back state: dirty PDL values reach the tables this often (0 = every reading)
