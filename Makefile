@@ -51,6 +51,7 @@ bench: stack-up
 	$(PY) bench/decode.py
 	$(PY) bench/edge_reader.py
 	$(PY) bench/stream_throughput.py
+	$(PY) bench/stream_latency.py
 	$(PY) bench/portal.py
 
 clean: stack-down
