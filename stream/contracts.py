@@ -87,12 +87,19 @@ def partition_for(pdl: str, partitions: int) -> int:
 
 async def read_contract(cfg: Settings, pdl: str) -> Contract | None:
     """The latest contract document of ``pdl`` on the topic, or None (never set, or deleted)."""
-    tp = TopicPartition(cfg.contracts_topic, partition_for(pdl, cfg.topic_partitions))
+    latest = await latest_document(cfg, cfg.contracts_topic, pdl, client_id="linky-contracts-reader")
+    return None if latest is None else decode_contract(latest, pdl=pdl)
+
+
+async def latest_document(cfg: Settings, topic: str, pdl: str, *, client_id: str) -> bytes | None:
+    """The last value keyed ``pdl`` on a compacted PDL-keyed topic (contracts, gateways): its
+    partition read from the beginning to its end offset; None if never set or deleted."""
+    tp = TopicPartition(topic, partition_for(pdl, cfg.topic_partitions))
     consumer = AIOKafkaConsumer(
         bootstrap_servers=cfg.kafka_bootstrap,
         enable_auto_commit=False,
         isolation_level="read_committed",
-        client_id="linky-contracts-reader",
+        client_id=client_id,
         **client_kwargs(cfg),
     )
     await consumer.start()
@@ -106,7 +113,7 @@ async def read_contract(cfg: Settings, pdl: str) -> Contract | None:
             for record in batch.get(tp, []):
                 if record.key == pdl.encode():
                     latest = record.value
-        return None if latest is None else decode_contract(latest, pdl=pdl)
+        return latest
     finally:
         await consumer.stop()
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream.contracts import ensure_pdl_document_topic, partition_for
+from stream.contracts import ensure_pdl_document_topic, latest_document, partition_for
 from stream.kafka_security import client_kwargs
 from stream.settings import Settings
 from tables.trust import PdlGateways, decode_registry, encode_registry
@@ -54,24 +54,8 @@ async def read_all(cfg: Settings) -> dict[str, PdlGateways]:
 
 
 async def read_registry(cfg: Settings, pdl: str) -> PdlGateways | None:
-    tp = TopicPartition(cfg.gateways_topic, partition_for(pdl, cfg.topic_partitions))
-    consumer = AIOKafkaConsumer(bootstrap_servers=cfg.kafka_bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed", client_id="linky-gateways-reader",
-                                **client_kwargs(cfg))
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        latest: bytes | None = None
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            for record in batch.get(tp, []):
-                if record.key == pdl.encode():
-                    latest = record.value
-        return None if latest is None else decode_registry(latest, pdl=pdl)
-    finally:
-        await consumer.stop()
+    latest = await latest_document(cfg, cfg.gateways_topic, pdl, client_id="linky-gateways-reader")
+    return None if latest is None else decode_registry(latest, pdl=pdl)
 
 
 async def write_registries(cfg: Settings, docs: list[PdlGateways]) -> None:
