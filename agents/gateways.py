@@ -18,6 +18,7 @@ PDL's trust state (``GET /pdl/{pdl}/quarantine``, stream/web_trust.py) and raise
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -238,10 +239,57 @@ def review_document(limit: int = 200) -> dict[str, Any]:
             "totals": {"quarantined": len(quarantined), "rejected": len(rejected)}}  # fmt: skip
 
 
+_read_up_to: dict[int, int] = {}  # gateways topic partition -> last offset the agent handled
+_registry_checked = False
+
+
+async def wait_for_registry(timeout: float = 60.0) -> None:
+    """Once per process, before the first reading is judged: wait until the gateways agent has
+    loaded the registry topic as it was at start-up. Readings and registry are two topics with no
+    order between them: on a worker's first start (new group, empty changelogs) readings judged
+    before the registry would be refused as ``gateway_not_provisioned``. Gives up after
+    ``timeout`` (logged): never blocks the stream for good."""
+    global _registry_checked
+    if _registry_checked:
+        return
+    _registry_checked = True
+    if getattr(app, "_consumer", None) is None or not app.started:  # agent.test_context(): no broker
+        return
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from stream.kafka_security import client_kwargs
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        client = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.app_id,
+                                  enable_auto_commit=False, client_id="linky-registry-check",
+                                  request_timeout_ms=10_000, **client_kwargs(settings))  # fmt: skip
+        await asyncio.wait_for(client.start(), 15)
+        try:
+            tps = [TopicPartition(settings.gateways_topic, p) for p in range(settings.topic_partitions)]
+            ends = {tp.partition: off for tp, off in (await client.end_offsets(tps)).items()}
+            committed = {}
+            for tp in tps:
+                offset = await client.committed(tp)
+                committed[tp.partition] = -1 if offset is None else offset
+        finally:
+            await client.stop()
+        while not trust.registry_loaded(ends, committed, _read_up_to):
+            if loop.time() - started > timeout:
+                log.error("trust: the gateway registry was not loaded after %.0f s; judging readings anyway", timeout)
+                return
+            await asyncio.sleep(0.1)
+        log.info("trust: gateway registry loaded (%.1f s)", loop.time() - started)
+    except Exception:  # the check is a guard, not a dependency: judge readings as before
+        log.warning("trust: could not check the gateway registry's end offsets", exc_info=True)
+
+
 @app.agent(gateways_topic)
 async def gateways_agent(stream):  # type: ignore[no-untyped-def]
     """Store each valid registry document (a tombstone deletes)."""
     async for event in stream.events():
+        _read_up_to[event.message.partition] = event.message.offset
         if event.key is None:
             GATEWAY_RECORDS.labels("rejected").inc()
             continue

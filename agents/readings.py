@@ -36,6 +36,7 @@ FOLD_LATENCY = metrics.FOLD_LATENCY
 @app.agent(readings_topic, name="readings")
 async def readings_agent(stream):  # type: ignore[no-untyped-def]
     stream = stream.noack()  # acked by the write-back flush, once the state is in the changelog
+    await gateways.wait_for_registry()  # first start: the registry before any reading is judged
     async for event in stream.events():
         key, raw = event.key, event.value
         partition = event.message.partition

@@ -544,3 +544,11 @@ def note(st: TrustState, decision: Decision, *, pdl: str, at: datetime, now: dat
                 alerts.pop(kind)
                 events.append((kind, "clear", {}))
     return replace(st, alerts=alerts), events
+
+
+def registry_loaded(ends: dict[int, int], committed: dict[int, int], read_up_to: dict[int, int]) -> bool:
+    """Whether the registry table holds every record the topic had at start-up: per partition,
+    the end offset then is 0, or the group had committed past it (the table was recovered from its
+    changelog), or the agent has handled the record before it."""
+    return all(end <= 0 or committed.get(p, -1) >= end or read_up_to.get(p, -1) >= end - 1
+               for p, end in ends.items())  # fmt: skip

@@ -333,14 +333,17 @@ async def test_forged_and_impossible_readings_are_refused_and_rotation_keeps_eve
     await attacker.start()
     try:
         # a worker's very first start: the registry and the readings are two topics with no order
-        # between them, so wait for the registry (docs/security.md "Known limits")
-        await until(registry_loaded, "gateway registry loaded")
+        # between them; the edge publishes at once, and the worker must judge no reading before it
+        # has loaded the registry (agents/gateways.py wait_for_registry): a reading judged too
+        # early would be refused as gateway_not_provisioned, counted below (exactly 1 expected)
         # ---- phase 1: the first half of the day through the edge (key k1)
         half = 48
         for pdl, name in ((victim, "victim"), (control, "control"), (other, "other")):
             await publish_all(edge_publisher(stack, topic, keys / f"{name}.key", tmp_path / f"spool-{name}-1"),
                               days[pdl][0][: half + 1])
         await until(lambda: _eq(live_time(victim), days[victim][0][half]["time"]), "phase 1 folded")
+        await until(registry_loaded, "gateway registry listed")
+        assert await rejected("gateway_not_provisioned") == 0, "readings judged before the registry was loaded"
 
         # ---- forgeries against the victim, each dated after its newest reading, plausible in size
         base = days[victim][0][half]

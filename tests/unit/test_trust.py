@@ -245,3 +245,15 @@ def test_unsigned_roll_out_readings_are_folded_unchecked_unless_asked() -> None:
         assert d.action == action
     assert judge(st, pt(15, 900_000), now=T0, offset=5, signed=unsigned, producer=True, rules=RULES,
                  replay_window=timedelta(hours=1), plausibility=False)[0] == st  # state untouched
+
+
+def test_the_registry_counts_as_loaded_only_once_every_start_up_record_was_handled() -> None:
+    from tables.trust import registry_loaded
+
+    ends = {0: 0, 1: 5, 2: 3}  # partition 0 empty
+    assert not registry_loaded(ends, {}, {})
+    assert not registry_loaded(ends, {}, {1: 4})  # partition 2 not read yet
+    assert not registry_loaded(ends, {}, {1: 3, 2: 2})  # partition 1 one record short
+    assert registry_loaded(ends, {}, {1: 4, 2: 2})
+    assert registry_loaded(ends, {1: 5, 2: 3}, {})  # a restart: committed (table recovered from its changelog)
+    assert registry_loaded({0: 0}, {}, {})
