@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from datetime import timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -36,7 +36,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.stream_throughput import _free_port, cpu_seconds, metric  # noqa: E402
+from bench.stream_throughput import _free_port, cpu_seconds, metric, worker_env  # noqa: E402
 from deploy.local import stack as local_stack  # noqa: E402
 from stream import clock  # noqa: E402
 
@@ -135,12 +135,8 @@ def main() -> int:
     asyncio.run(create())
     tmp = Path(tempfile.mkdtemp(prefix="linky-latency-"))
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKY_")}
-    env.update(LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_worker_url,
-               LINKY_READINGS_TOPIC=topic, LINKY_CONTRACTS_TOPIC=f"{topic}.contracts",
-               LINKY_GATEWAYS_TOPIC=f"{topic}.gateways", LINKY_APP_ID=f"bench-latency-{tag}",
-               LINKY_DATADIR=str(tmp / "data"), LINKY_WEB_PORT=str(port), PYTHONPATH=str(args.root))  # fmt: skip
-    env.update(dict(item.split("=", 1) for item in args.env))
+    env = worker_env(cfg, topic, f"bench-latency-{tag}", args.root, dict(item.split("=", 1) for item in args.env),
+                     LINKY_DATADIR=str(tmp / "data"), LINKY_WEB_PORT=str(port))  # fmt: skip
     cmd = [sys.executable, "-m", "faust", "-A", "stream.app", "worker", "-l", "warn"]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]

@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.stream_throughput import _free_port, changelog_records, fill_topic, metric, rss_mb  # noqa: E402
+from bench.stream_throughput import _free_port, changelog_records, fill_topic, metric, rss_mb, worker_env  # noqa: E402
 from deploy.local import stack as local_stack  # noqa: E402
 from stream import clock  # noqa: E402
 
@@ -107,12 +107,8 @@ def main() -> int:
           f"before the clock; topic filled in {time.monotonic() - t0:.0f} s")  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="linky-scale-"))
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKY_")}
-    env.update(LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_worker_url,
-               LINKY_READINGS_TOPIC=topic, LINKY_CONTRACTS_TOPIC=f"{topic}.contracts",
-               LINKY_GATEWAYS_TOPIC=f"{topic}.gateways", LINKY_APP_ID=app_id,
-               LINKY_DATADIR=str(tmp / "data"), LINKY_WEB_PORT=str(port), PYTHONPATH=str(ROOT))  # fmt: skip
-    env.update(dict(item.split("=", 1) for item in args.env))
+    env = worker_env(cfg, topic, app_id, ROOT, dict(item.split("=", 1) for item in args.env),
+                     LINKY_DATADIR=str(tmp / "data"), LINKY_WEB_PORT=str(port))  # fmt: skip
     log = tmp / "worker.log"
     proc = start_worker(env, log)
     samples: list[tuple[float, float]] = []

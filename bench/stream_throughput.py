@@ -117,6 +117,22 @@ async def fill_topic(bootstrap: str, topic: str, data: list[tuple[bytes, bytes]]
         await producer.stop()
 
 
+def worker_env(cfg: local_stack.StackConfig, topic: str, app_id: str, root: Path = ROOT,
+               extra: dict[str, str] | None = None, **more: str) -> dict[str, str]:  # fmt: skip
+    """A bench worker's environment: no inherited ``LINKY_*``, the local stack, its own topics
+    (readings, contracts, gateways) and consumer group, the code of ``root``; then ``extra``
+    (``--env`` ablations) and ``more`` (data dir, web port)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKY_")}
+    env.update(
+        LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_worker_url, LINKY_READINGS_TOPIC=topic,
+        LINKY_CONTRACTS_TOPIC=f"{topic}.contracts", LINKY_GATEWAYS_TOPIC=f"{topic}.gateways", LINKY_APP_ID=app_id,
+        PYTHONPATH=str(root),
+    )  # fmt: skip
+    env.update(extra or {})
+    env.update(more)
+    return env
+
+
 def metric(port: int, name: str, labels: dict[str, str]) -> float:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
@@ -161,13 +177,7 @@ def run_one(
     topic = f"bench.readings.{tag}"
     app_id = f"bench-{kind}-{tag}"
     asyncio.run(fill_topic(cfg.bootstrap_servers, topic, data))
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("LINKY_")}
-    base_env.update(
-        LINKY_KAFKA_BOOTSTRAP=cfg.bootstrap_servers, LINKY_REDIS_URL=cfg.redis_worker_url, LINKY_READINGS_TOPIC=topic,
-        LINKY_CONTRACTS_TOPIC=f"{topic}.contracts", LINKY_GATEWAYS_TOPIC=f"{topic}.gateways", LINKY_APP_ID=app_id,
-        PYTHONPATH=str(root),
-    )  # fmt: skip
-    base_env.update(extra_env or {})
+    base_env = worker_env(cfg, topic, app_id, root, extra_env)
     if kind == "floor":
         cmd = [sys.executable, "-m", module]
     else:

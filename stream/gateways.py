@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream.contracts import ensure_pdl_document_topic, latest_document, partition_for
+from stream.contracts import ensure_pdl_document_topic, latest_document
 from stream.kafka_security import client_kwargs
 from stream.settings import Settings
 from tables.trust import PdlGateways, decode_registry, encode_registry

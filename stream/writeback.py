@@ -246,7 +246,6 @@ class WriteBack:
     def items(self, table: TableLike, items: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
         """``table.items()`` as readers must see it: buffered values instead of stored ones,
         buffered deletions left out, keys not yet in the table added."""
-        name = table.name
         seen: set[bytes] = set()
         for key, raw in items:
             entry = self.peek(table, key)
@@ -293,8 +292,8 @@ class WriteBack:
 
     def _flush_done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            pass  # logged and counted by ``flush``; the buffer was kept for the next one
+        if not task.cancelled():
+            task.exception()  # retrieved: ``flush`` logged and counted it and gave the buffer back
 
     def flushing(self) -> int:
         """Flushes in flight."""
@@ -368,17 +367,6 @@ class WriteBack:
                 self._where[ref] = partition
             current.held = part.held + current.held
             self._held += len(part.held)
-
-    def discard(self, partitions: Iterable[int]) -> None:
-        """Forget the buffered writes and held events of ``partitions`` without writing them (their
-        events are not acked: the next owner replays them from the last committed offset)."""
-        for partition in list(partitions):
-            part = self._parts.pop(partition, None)
-            if part is None:
-                continue
-            for ref in part.writes:
-                self._where.pop(ref, None)
-            self._held -= len(part.held)
 
     async def _write(self, partition: int, part: _Partition, futures: list[Any]) -> int:
         records, hots, deletes = [], [], []

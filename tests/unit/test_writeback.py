@@ -180,21 +180,6 @@ async def test_max_held_makes_a_flush_due_before_the_interval() -> None:
     assert wb.due()
 
 
-async def test_discard_forgets_without_writing_or_acking() -> None:
-    log: list[tuple[Any, ...]] = []
-    acked: list[int] = []
-    wb, _ = make()
-    table = Table("live", log)
-    wb.register(table)
-    wb.put(table, b"P", 0, b"v")
-    wb.put(table, b"Q", 1, b"w")
-    wb.hold(Stream(), Event(0, 1, acked))
-    wb.discard([0])
-    assert wb.peek(table, b"P") is None and wb.peek(table, b"Q").obj == b"w" and wb.held() == 0
-    await wb.flush()
-    assert table == {b"Q": b"w"} and acked == []
-
-
 async def test_interval_zero_writes_through_and_acks_at_once() -> None:
     log: list[tuple[Any, ...]] = []
     acked: list[int] = []
