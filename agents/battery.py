@@ -12,7 +12,8 @@ Work without readings (month end, meter silence): each stored state schedules th
 earliest instant the timer could have work for it (stream/due_index.py); the timer looks only at
 the PDLs due and, for those with something to do, sends a tick to the internal ticks topic on the PDL's
 partition; ``battery_ticks`` applies it inside stream iteration (faust forbids table writes in
-timers).
+timers). A tick is not replayed after a crash, so what it publishes waits until its state is in
+the changelog, and the PDL's later publishes queue behind (stream/writeback.py ``PublishOrder``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from stream.decode_cache import DecodeCache
 from stream.due_index import DueIndex
 from stream.redis_publisher import Snapshot, encode
 from stream.state import history_loader, load_consumption, writeback
-from stream.writeback import TOMBSTONE, Entry
+from stream.writeback import TOMBSTONE, Entry, PublishOrder
 from tables.alerts import BillProjection
 from tables.bill import bill_projection
 from tables.contracts import Contract
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 
 ledger = pdl_table("battery-ledger")
 writeback.register(ledger)
+_order = PublishOrder(writeback)  # a PDL's publishes in order, a tick's after its flush
 
 READINGS = Counter("linky_battery_readings_total", "Readings seen by the battery agent, by outcome", ["outcome"])
 REFOLDS = Counter(
@@ -184,11 +186,17 @@ def handle(key: bytes | None, value: bytes | Mapping[str, Any], partition: int, 
     after = replace(after, partition=partition)
     if after != before:
         _store(before, after, partition)
-    if fold.changed:
-        last_end = after.battery.last_end
-        event_time = last_end.timestamp() if last_end is not None else None
-        _publish(before, fold._replace(state=after), contract, event_time=event_time, received_at=received_at)
-    alerts.publish_events(after.alerts, alert_events, prefs)
+    if not fold.changed and not alert_events:
+        return
+
+    def emit() -> None:
+        if fold.changed:
+            last_end = after.battery.last_end
+            event_time = last_end.timestamp() if last_end is not None else None
+            _publish(before, fold._replace(state=after), contract, event_time=event_time, received_at=received_at)
+        alerts.publish_events(after.alerts, alert_events, prefs)
+
+    _order.now(pdl, emit)  # at once, unless a tick's publishes of this PDL wait for their flush
 
 
 def _bill_projection(pdl: str, state: LedgerState, contract: Contract | None) -> BillProjection | None:
@@ -216,9 +224,20 @@ async def battery_ticks(stream):  # type: ignore[no-untyped-def]
             continue
         fold, alert_events = tick(before, datetime.fromisoformat(message["now"]), alerts.alert_settings)
         if fold.changed:
-            _store(before, fold.state, event.message.partition)
-            _publish(before, fold, contract_for(before.pdl))
-            alerts.publish_events(fold.state.alerts, alert_events, preferences_for(before.pdl))
+            partition = event.message.partition
+            _store(before, fold.state, partition)
+            _order.after_flush(before.pdl, partition, _tick_emit(before, fold, alert_events))
+
+
+def _tick_emit(before: LedgerState, fold: LedgerFold, alert_events: list[Any]) -> Callable[[], None]:
+    """A tick's publishes, sent once its state is in the changelog: the tick is not replayed
+    after a crash, so an ``open`` published before would have no state behind it."""
+
+    def emit() -> None:
+        _publish(before, fold, contract_for(before.pdl))
+        alerts.publish_events(fold.state.alerts, alert_events, preferences_for(before.pdl))
+
+    return emit
 
 
 @on_contract_change
@@ -231,10 +250,15 @@ async def _contract_changed(pdl: str, contract: Contract | None, partition: int)
         return
     fold = reconcile(before, contract, load=_record_loader(pdl))
     _report_refolds(pdl, fold)
+    def emit() -> None:
+        _publish(before, fold, contract, force=True)
+
     if fold.changed:
         _store(before, fold.state, partition)
+        _order.after_flush(pdl, partition, emit)
         await writeback.flush([partition])  # a contract change is not replayed: written at once
-    _publish(before, fold, contract, force=True)
+    else:
+        _order.now(pdl, emit)
 
 
 _due: DueIndex[str] = DueIndex()  # pdl -> when the timer must look at it (stream/due_index.py)

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-__all__ = ["Entry", "TOMBSTONE", "WriteBack", "partition_context"]
+__all__ = ["Entry", "PublishOrder", "TOMBSTONE", "WriteBack", "partition_context"]
 
 
 class TableLike(Protocol):
@@ -131,6 +131,7 @@ YIELD_EVERY = 100  # keys written between two yields to the event loop during a 
 class _Partition:
     writes: dict[tuple[str, bytes], Any] = field(default_factory=dict)  # (table, key) -> Entry | TOMBSTONE
     held: list[tuple[Any, Any]] = field(default_factory=list)  # (stream, event) to ack after the flush
+    after: list[Callable[[], None]] = field(default_factory=list)  # run once the flush is acknowledged
 
 
 class WriteBack:
@@ -269,6 +270,15 @@ class WriteBack:
         self._part(event.message.partition).held.append((stream, event))
         self._held += 1
 
+    def after_flush(self, partition: int, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once everything buffered so far for ``partition`` is in the changelog
+        (at once when write-back is off). For effects no replay would redo: a timer's alert
+        published before its state is durable could be lost by a crash and never taken back."""
+        if not self.enabled:
+            callback()
+            return
+        self._part(partition).after.append(callback)
+
     def due(self) -> bool:
         """Whether a flush is due (interval elapsed with something buffered, or too many held)."""
         if self._held >= self.max_held:
@@ -347,6 +357,12 @@ class WriteBack:
         for part in taken.values():  # ...before faust may commit the offsets of these events
             for stream, event in part.held:
                 stream_ack(stream, event)
+        for part in taken.values():
+            for callback in part.after:
+                try:
+                    callback()
+                except Exception:  # one callback's bug must not skip the others
+                    log.exception("after-flush callback failed")
         self.flushes += 1
         self.keys_written += written
         if self._observe is not None:
@@ -366,6 +382,7 @@ class WriteBack:
             for ref in merged:
                 self._where[ref] = partition
             current.held = part.held + current.held
+            current.after = part.after + current.after
             self._held += len(part.held)
 
     async def _write(self, partition: int, part: _Partition, futures: list[Any]) -> int:
@@ -399,6 +416,54 @@ class WriteBack:
         if part is None:
             part = self._parts[partition] = _Partition()
         return part
+
+
+class PublishOrder:
+    """Per-PDL order of publishes when some must wait until their state is durable.
+
+    A reading's publishes go out at once: if a crash loses its state, the reading is replayed
+    (its event is held until the flush) and publishes the same again. A timer tick or a contract
+    change is not replayed, so what it publishes waits for the flush that holds its state
+    (``after_flush``): otherwise a crash could lose the state of an ``open`` already published,
+    and the ``clear`` would never come. A later reading's publishes for the same PDL queue behind
+    the waiting ones (``now``), so subscribers never see the ``clear`` before the ``open``."""
+
+    def __init__(self, writeback: WriteBack) -> None:
+        self._writeback = writeback
+        self._queues: dict[str, list[list[Any]]] = {}  # key -> [[emit, ready], ...] in publish order
+
+    def now(self, key: str, emit: Callable[[], None]) -> None:
+        """Publish now, or behind the publishes of ``key`` still waiting for a flush."""
+        queue = self._queues.get(key)
+        if queue is None:
+            emit()
+        else:
+            queue.append([emit, True])
+
+    def after_flush(self, key: str, partition: int, emit: Callable[[], None]) -> None:
+        """Publish once what is buffered now for ``partition`` is in the changelog (in order)."""
+        if not self._writeback.enabled and key not in self._queues:
+            emit()
+            return
+        entry: list[Any] = [emit, False]
+        self._queues.setdefault(key, []).append(entry)
+        self._writeback.after_flush(partition, lambda: self._ready(key, entry))
+
+    def waiting(self) -> int:
+        """Publishes queued behind a flush (all PDLs)."""
+        return sum(len(q) for q in self._queues.values())
+
+    def _ready(self, key: str, entry: list[Any]) -> None:
+        entry[1] = True
+        queue = self._queues.get(key, [])
+        while queue and queue[0][1]:
+            emit = queue.pop(0)[0]
+            try:
+                emit()
+            except Exception:  # a publishing bug must not keep the rest queued forever
+                log.exception("queued publish of %s failed", key)
+        if not queue:
+            self._queues.pop(key, None)
 
 
 def _set(table: Any, partition: int, key: bytes, raw: bytes, futures: list[Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from faust.streams import current_event
 
-from stream.writeback import TOMBSTONE, Entry, WriteBack, partition_context
+from stream.writeback import TOMBSTONE, Entry, PublishOrder, WriteBack, partition_context
 
 
 class Table(dict):  # type: ignore[type-arg]
@@ -233,3 +233,62 @@ async def test_a_flush_in_flight_stays_readable_and_the_newest_value_wins() -> N
         fut.set_result(None)
     assert await first == 250 and await second == 1
     assert acked == [1, 2] and wb.peek(table, b"P249") is None and not wb.pending()
+
+
+async def test_after_flush_runs_once_the_changelog_acknowledged_and_survives_a_failed_flush() -> None:
+    wb, _ = make()
+    table = ChangelogTable("ledger", [])
+    wb.register(table)
+    ran: list[str] = []
+    wb.put(table, b"P", 0, b"v")
+    wb.after_flush(0, lambda: ran.append("tick"))
+    flush = asyncio.ensure_future(wb.flush())
+    await asyncio.sleep(0)
+    assert ran == []  # written, not acknowledged
+    table.futures[0].set_exception(RuntimeError("broker down"))
+    with pytest.raises(RuntimeError):
+        await flush
+    assert ran == [] and wb.pending()  # given back with the buffer
+    flush = asyncio.ensure_future(wb.flush())
+    await asyncio.sleep(0)
+    table.futures[1].set_result(None)
+    await flush
+    assert ran == ["tick"]
+
+
+async def test_publish_order_holds_a_pdls_later_publishes_behind_one_waiting_for_its_flush() -> None:
+    wb, _ = make()
+    table = ChangelogTable("ledger", [])
+    wb.register(table)
+    order = PublishOrder(wb)
+    out: list[str] = []
+    order.now("Q", lambda: out.append("Q reading"))  # nothing waits for Q: at once
+    wb.put(table, b"P", 0, b"silent open")
+    order.after_flush("P", 0, lambda: out.append("P open (tick)"))
+    order.now("P", lambda: out.append("P clear (reading)"))  # the meter speaks during the flush wait
+    assert out == ["Q reading"] and order.waiting() == 2
+    first = asyncio.ensure_future(wb.flush())
+    await asyncio.sleep(0)
+    wb.put(table, b"P", 0, b"month closed")  # a second tick after that flush took the buffer
+    order.after_flush("P", 0, lambda: out.append("P month (tick)"))
+    order.now("P", lambda: out.append("P reading 2"))
+    table.futures[0].set_result(None)
+    await first
+    # the first tick and the reading behind it go out; the second tick waits for its own flush
+    assert out == ["Q reading", "P open (tick)", "P clear (reading)"]
+    second = asyncio.ensure_future(wb.flush())
+    await asyncio.sleep(0)
+    table.futures[1].set_result(None)
+    await second
+    assert out[3:] == ["P month (tick)", "P reading 2"] and order.waiting() == 0
+    order.now("P", lambda: out.append("P reading 3"))
+    assert out[-1] == "P reading 3"
+
+
+def test_publish_order_without_write_back_publishes_at_once() -> None:
+    wb, _ = make(interval=0)
+    order = PublishOrder(wb)
+    out: list[int] = []
+    order.after_flush("P", 0, lambda: out.append(1))
+    order.now("P", lambda: out.append(2))
+    assert out == [1, 2] and order.waiting() == 0
