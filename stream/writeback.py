@@ -37,7 +37,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -338,15 +338,16 @@ class WriteBack:
             visible.update(part.writes)
             self._held -= len(part.held)
         self._flushing.append(visible)
-        written, futures = 0, []
+        written, sent = 0, []
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
         try:
             async with self._write_lock:  # an older flush still writing finishes first
                 for partition, part in taken.items():
-                    written += await self._write(partition, part, futures)
-            if futures:
-                await asyncio.gather(*futures)  # every changelog record acknowledged by Kafka...
+                    written += await self._write(partition, part, sent)
+            if sent:  # every changelog record acknowledged by Kafka...
+                results = await asyncio.gather(*(future for _, future in sent))
+                persist_offsets((table for table, _ in sent), results)
         except Exception:  # not acknowledged or not written: give the buffers back, ack nothing
             self.failures += 1
             log.exception("state flush failed; its readings stay unacked (replayed if this worker stops)")
@@ -385,7 +386,7 @@ class WriteBack:
             current.after = part.after + current.after
             self._held += len(part.held)
 
-    async def _write(self, partition: int, part: _Partition, futures: list[Any]) -> int:
+    async def _write(self, partition: int, part: _Partition, sent: list[tuple[Any, Any]]) -> int:
         records, hots, deletes = [], [], []
         for ref, entry in part.writes.items():
             if entry is TOMBSTONE:
@@ -398,7 +399,9 @@ class WriteBack:
         for (name, key), entry in records + hots:
             table = self._tables[name]
             with partition_context(partition, self.source_topic):  # not across the yields below
-                _set(table, partition, key, entry.raw, futures)
+                send = _set(table, partition, key, entry.raw)
+            if send is not None:
+                sent.append(await send)
             for listener in self._listeners:
                 listener(table, key, entry)
             n += 1
@@ -407,8 +410,9 @@ class WriteBack:
         for name, key in deletes:
             table = self._tables[name]
             with partition_context(partition, self.source_topic):
-                if key in table:
-                    _delete(table, partition, key, futures)
+                send = _delete(table, partition, key) if key in table else None
+            if send is not None:
+                sent.append(await send)
         return len(part.writes)
 
     def _part(self, partition: int) -> _Partition:
@@ -466,30 +470,64 @@ class PublishOrder:
             self._queues.pop(key, None)
 
 
-def _set(table: Any, partition: int, key: bytes, raw: bytes, futures: list[Any]) -> None:
-    """``table[key] = raw`` (RocksDB, then the changelog record of faust's ``on_key_set``), keeping
-    the changelog send's future so the flush can wait for Kafka's acknowledgement."""
-    send = getattr(table, "send_changelog", None)
-    if send is None:  # a plain mapping (unit tests)
+def _set(table: Any, partition: int, key: bytes, raw: bytes) -> Awaitable[tuple[Any, Any]] | None:
+    """``table[key] = raw`` in RocksDB; returns the changelog send to await (None for a plain
+    mapping in unit tests, written at once)."""
+    if getattr(table, "send_changelog", None) is None:
         table[key] = raw
-        return
-    futures.append(send(partition, key, raw))
+        return None
     table.data[key] = raw
     sensor = getattr(table, "_sensor_on_set", None)
     if sensor is not None:
         sensor(table, key, raw)
+    return _changelog_send(table, partition, key, raw)
 
 
-def _delete(table: Any, partition: int, key: bytes, futures: list[Any]) -> None:
-    send = getattr(table, "send_changelog", None)
-    if send is None:
+def _delete(table: Any, partition: int, key: bytes) -> Awaitable[tuple[Any, Any]] | None:
+    if getattr(table, "send_changelog", None) is None:
         del table[key]
-        return
-    futures.append(send(partition, key, None, value_serializer="raw"))
+        return None
     del table.data[key]
     sensor = getattr(table, "_sensor_on_del", None)
     if sensor is not None:
         sensor(table, key)
+    return _changelog_send(table, partition, key, None)
+
+
+async def _changelog_send(table: Any, partition: int, key: bytes, raw: bytes | None) -> tuple[Any, Any]:
+    """Hand the changelog record to the Kafka producer; returns the future of its acknowledgement.
+
+    A faust table's ``send_changelog`` goes through faust's producer buffer, and faust's conductor
+    holds every incoming message while that buffer has more than 100 records
+    (``ProducerBuffer.wait_until_ebb``): a flush of a few hundred PDLs stalled the readings for
+    the time the buffer took to drain one record per event-loop turn (about 300 ms at 300 meters,
+    bench/stream_latency.py). Sending straight to the producer does not fill that buffer; the
+    flush awaits the acknowledgements itself and then records the changelog offset RocksDB holds
+    (what faust's ``_on_changelog_sent`` does per record, done once per table partition here).
+    Returns ``(table or None, future of the acknowledgement)``."""
+    producer = getattr(getattr(table, "app", None), "producer", None)
+    topic = getattr(table, "changelog_topic", None)
+    if producer is None or topic is None:  # a unit-test table: its own send_changelog
+        value_serializer = "raw" if raw is None else None
+        return None, table.send_changelog(partition, key, raw, value_serializer=value_serializer)
+    ack = await producer.send(topic.get_topic_name(), key, raw, partition=partition, timestamp=None, headers=None)
+    return table, ack
+
+
+def persist_offsets(tables: Iterable[Any], results: Iterable[Any]) -> None:
+    """Record, per table partition, the highest changelog offset acknowledged (RocksDB then knows
+    at the next start which changelog records it already holds)."""
+    highest: dict[tuple[int, Any], tuple[Any, Any, int]] = {}
+    for table, result in zip(tables, results):
+        if table is None:
+            continue
+        tp = result.topic_partition
+        ref = (id(table), tp)
+        known = highest.get(ref)
+        if known is None or result.offset > known[2]:
+            highest[ref] = (table, tp, result.offset)
+    for table, tp, offset in highest.values():
+        table.data.set_persisted_offset(tp, offset)
 
 
 def stream_ack(stream: Any, event: Any) -> None:

@@ -292,3 +292,62 @@ def test_publish_order_without_write_back_publishes_at_once() -> None:
     order.after_flush("P", 0, lambda: out.append(1))
     order.now("P", lambda: out.append(2))
     assert out == [1, 2] and order.waiting() == 0
+
+
+class _Producer:
+    """faust's producer as the flush uses it: ``await send(...)`` returns the future of the ack."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes | None, int]] = []
+        self.futures: list[asyncio.Future[Any]] = []
+
+    async def send(self, topic: str, key: bytes, value: bytes | None, *, partition: int, **kw: Any) -> Any:
+        self.sent.append((topic, key, value, partition))
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.futures.append(fut)
+        return fut
+
+
+class FaustLikeTable(Table):
+    """A table with faust's ``app.producer``, ``changelog_topic`` and ``data.set_persisted_offset``."""
+
+    def __init__(self, name: str, producer: _Producer) -> None:
+        super().__init__(name, [])
+        self.app = type("App", (), {"producer": producer})()
+        self.changelog_topic = type("Topic", (), {"get_topic_name": lambda _self: f"app-{name}-changelog"})()
+        self.data = self
+        self.persisted: dict[Any, int] = {}
+
+    def send_changelog(self, *args: Any, **kw: Any) -> Any:
+        raise AssertionError("through faust's producer buffer: its conductor stalls the readings")
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        self.persisted[tp] = offset
+
+
+async def test_faust_tables_send_straight_to_the_producer_and_keep_the_highest_acked_offset() -> None:
+    from aiokafka.structs import RecordMetadata, TopicPartition
+
+    acked: list[int] = []
+    producer = _Producer()
+    wb, _ = make()
+    live = FaustLikeTable("live", producer)
+    wb.register(live)
+    wb.put(live, b"P", 1, b"hot")
+    wb.put(live, b"P|2026-12", 1, b"record")
+    wb.put(live, b"Q", 1, b"q")
+    wb.delete(live, b"Q", 1)
+    wb.hold(Stream(), Event(1, 9, acked))
+    live[b"Q"] = b"old"
+    flush = asyncio.ensure_future(wb.flush())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    topic = "app-live-changelog"
+    # the record before the hot value, the deletion last, each on the PDL's partition
+    assert producer.sent == [(topic, b"P|2026-12", b"record", 1), (topic, b"P", b"hot", 1), (topic, b"Q", None, 1)]
+    assert live[b"P"] == b"hot" and b"Q" not in live and acked == []  # stored, not acknowledged
+    tp = TopicPartition(topic, 1)
+    for offset, fut in zip((41, 42, 40), producer.futures):  # acks in any order
+        fut.set_result(RecordMetadata(topic, 1, tp, offset, -1, 0, -1))
+    assert await flush == 3
+    assert acked == [9] and live.persisted == {tp: 42}
