@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping
 
@@ -42,6 +41,7 @@ from stream.writeback import TOMBSTONE, Entry, PublishOrder
 from tables.alerts import BillProjection
 from tables.bill import bill_projection
 from tables.contracts import Contract
+from tables.frozen import replace
 from tables.ledger import (
     as_stored,
     LedgerFold,

@@ -507,7 +507,8 @@ async def _changelog_send(table: Any, partition: int, key: bytes, raw: bytes | N
     Returns ``(table or None, future of the acknowledgement)``."""
     producer = getattr(getattr(table, "app", None), "producer", None)
     topic = getattr(table, "changelog_topic", None)
-    if producer is None or topic is None:  # a unit-test table: its own send_changelog
+    if producer is None or topic is None or not getattr(producer, "started", True):
+        # a unit-test table, or an agent's test_context (no producer running): faust's own path
         value_serializer = "raw" if raw is None else None
         return None, table.send_changelog(partition, key, raw, value_serializer=value_serializer)
     ack = await producer.send(topic.get_topic_name(), key, raw, partition=partition, timestamp=None, headers=None)

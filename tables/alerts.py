@@ -48,7 +48,7 @@ status (decoded STGE, teleinfo/stge.py names: tempo_today/tempo_tomorrow in None
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Mapping
@@ -56,6 +56,7 @@ from typing import Any, Mapping
 from tables.battery import BatteryState, month_key, period_kind, projected_month_end_wh
 from tables.calendar import PARIS, local_date, to_utc
 from tables.contracts import ContractVersion, Offer
+from tables.frozen import replace
 
 SCHEMA_VERSION = 1
 KINDS = (

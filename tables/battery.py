@@ -29,7 +29,7 @@ the part that did not fit, so ``closing = opening + credited - overflow - used +
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Mapping, NamedTuple, Sequence
@@ -51,6 +51,7 @@ from tables.contracts import (
     subscription_for_month,
     version_starts,
 )
+from tables.frozen import replace
 from tables.rows import copy_rows
 
 SCHEMA_VERSION = 1

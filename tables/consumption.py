@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
 from zoneinfo import ZoneInfo
@@ -56,6 +56,7 @@ from tables.cost import BucketCost, EnergyPart, StandingPart, bucket_cost, hours
 from tables.cost import tariff_on
 from tables.contracts import ContractVersion, TariffOption
 from tables.deltas import EXPORT, ROLLOVER, TOTAL, Cursor, IndexEvent, advance, cursor_from_dict, cursor_to_dict
+from tables.frozen import replace
 
 SCHEMA_VERSION = 1
 GRANULARITIES = ("hour", "day", "month")

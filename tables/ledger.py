@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -49,6 +49,7 @@ from tables.contracts import (
 from tables.calendar import local_midnight as paris_midnight
 from tables.calendar import local_date, to_utc
 from tables.deltas import TOTAL, Cursor, advance, cursor_from_dict, cursor_to_dict
+from tables.frozen import replace
 from tables.rows import UNLOADED, LazyRows
 
 SCHEMA_VERSION = 1

@@ -26,12 +26,13 @@ Without a battery, call it once per delta with ``overflow_wh=None``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Mapping, MutableMapping, Sequence
 
 from tables.battery import month_key, round_eur
+from tables.frozen import replace
 from tables.rows import copy_rows
 from tables.calendar import split_delta, split_proportionally, to_utc
 from tables.contracts import (

@@ -54,10 +54,12 @@ import base64
 import hmac
 import json
 import secrets as _secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from hashlib import sha256
 from typing import Any, Mapping
+
+from tables.frozen import replace
 
 SCHEMA_VERSION = 1
 HEADER_GATEWAY = "linky-gateway"
