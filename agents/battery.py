@@ -28,7 +28,7 @@ from prometheus_client import Counter, Gauge
 
 from stream import clock
 from agents import alerts
-from agents.contracts import contract_for, on_contract_change
+from agents.contracts import UNRESOLVED, contract_for, on_contract_change, resolve
 from agents.preferences import preferences_for
 from agents.ticks import send_tick, ticks_topic
 from stream.app import app, pdl_table, settings
@@ -154,10 +154,18 @@ def _hot_states() -> Iterator[LedgerState]:
             yield _decode(key.decode(), raw)
 
 
-def handle(key: bytes | None, value: bytes | Mapping[str, Any], partition: int, received_at: float | None = None) -> None:
+def handle(
+    key: bytes | None,
+    value: bytes | Mapping[str, Any],
+    partition: int,
+    received_at: float | None = None,
+    *,
+    contract: Contract | None | object = UNRESOLVED,
+) -> None:
     """Fold one reading into its PDL's ledger and alerts; store once; publish what changed.
     Called by agents/readings.py for each event of the readings topic (inside stream iteration:
-    ``partition`` is the event's)."""
+    ``partition`` is the event's), with the PDL's ``contract`` it resolved once for every handler
+    (else looked up here)."""
     try:
         reading = json.loads(value) if isinstance(value, (bytes, str)) else value  # parsed once by the agent
         pdl = key.decode() if key else str(reading["pdl"])
@@ -165,7 +173,7 @@ def handle(key: bytes | None, value: bytes | Mapping[str, Any], partition: int, 
         READINGS.labels("invalid").inc()
         return
     before = load(pdl) or LedgerState(pdl=pdl, partition=partition)
-    contract = contract_for(pdl)
+    contract = resolve(pdl, contract)
     try:
         fold = fold_reading(before, reading, contract, load=_record_loader(pdl))
     except ValueError as exc:  # a malformed index or time: the ledger ignores the reading

@@ -13,7 +13,7 @@ import json
 from typing import Any, Mapping
 import logging
 
-from agents.contracts import contract_for, on_contract_change
+from agents.contracts import UNRESOLVED, on_contract_change, resolve
 from stream import metrics
 from stream.state import (
     conso_channel,
@@ -31,9 +31,17 @@ AGENT = "consumption"
 APPLIED, BASELINE, DUPLICATE = (metrics.READINGS.labels(AGENT, o) for o in ("applied", "baseline", "duplicate"))
 
 
-def handle(key: bytes | None, value: bytes | Mapping[str, Any], partition: int, received_at: float | None = None) -> None:
+def handle(
+    key: bytes | None,
+    value: bytes | Mapping[str, Any],
+    partition: int,
+    received_at: float | None = None,
+    *,
+    contract: Contract | None | object = UNRESOLVED,
+) -> None:
     """Fold one reading into its PDL's buckets, buffer the writes (stream/writeback.py), publish
-    (inside stream iteration; ``partition`` is the event's)."""
+    (inside stream iteration; ``partition`` is the event's). ``contract``: the PDL's contract as
+    the readings agent resolved it once for every handler (else looked up here)."""
     try:
         reading = json.loads(value) if isinstance(value, (bytes, str)) else value  # parsed once by the agent
         pdl = key.decode() if key else str(reading["pdl"])
@@ -56,8 +64,8 @@ def handle(key: bytes | None, value: bytes | Mapping[str, Any], partition: int, 
     store_consumption(pdl, fold, partition)
     (BASELINE if before.cursor.time is None else APPLIED).inc()
     if fold.changed or fold.events:
-        contract = contract_for(pdl)
-        versions = contract.versions if contract is not None else ()
+        resolved = resolve(pdl, contract)
+        versions = resolved.versions if resolved is not None else ()
         payload = render_conso_payload(fold.state, pdl=pdl, config=consumption_config, events=fold.events,
                                        versions=versions, load=history_loader(pdl))  # fmt: skip
         event_time = fold.state.cursor.time.timestamp() if fold.state.cursor.time else None

@@ -41,6 +41,7 @@ CONTRACTS_REJECTED = Counter(
 )
 CONTRACTS_APPLIED = Counter("linky_contract_records_applied_total", "Contract records stored in the table")
 
+UNRESOLVED: object = object()  # "not looked up yet": a handler given it looks the contract up itself
 _listeners: list[ContractListener] = []
 _parsed: dict[str, tuple[bytes, Contract]] = {}  # per-process parse cache: pdl -> (raw, parsed)
 
@@ -49,6 +50,11 @@ def on_contract_change(listener: ContractListener) -> ContractListener:
     """Register ``listener(pdl, contract or None, partition)``, awaited after each change."""
     _listeners.append(listener)
     return listener
+
+
+def resolve(pdl: str, given: Contract | None | object) -> Contract | None:
+    """``given`` (a contract, or None: no contract) unless it is ``UNRESOLVED``: then the table's."""
+    return contract_for(pdl) if given is UNRESOLVED else given  # type: ignore[return-value]
 
 
 def contract_for(pdl: str) -> Contract | None:

@@ -28,7 +28,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from agents.alerts import ALERT_EVENTS as TRUST_ALERTS
-from agents.contracts import contract_for
+from agents.contracts import UNRESOLVED, resolve
 from stream import clock
 from stream.app import app, pdl_table, settings
 from stream.battery_publish import publish
@@ -36,7 +36,7 @@ from stream.decode_cache import DecodeCache
 from stream.state import writeback
 from stream.writeback import TOMBSTONE, Entry
 from tables import trust
-from tables.contracts import Offer, effective_at
+from tables.contracts import Contract, Offer, effective_at
 
 log = logging.getLogger(__name__)
 
@@ -94,26 +94,26 @@ def registry_for(pdl: str) -> trust.PdlGateways | None:
         return None
 
 
-def _producer_contract(pdl: str, when: datetime | None) -> bool:
-    contract = contract_for(pdl)
+def _producer_contract(contract: Contract | None, when: datetime | None) -> bool:
     if contract is None or when is None:
         return False
     version = effective_at(contract.versions, when)
     return version is not None and version.offer is not Offer.NONE
 
 
-def admit(event: Any, parsed: Any = None) -> Verdict:
+def admit(event: Any, parsed: Any = None, contract: Contract | None | object = UNRESOLVED) -> Verdict:
     """Verify and judge one reading event (inside stream iteration: the event's partition).
-    ``parsed``: the reading as the agent parsed it (agents/readings.py ``parse``), else parsed here."""
+    ``parsed``: the reading as the agent parsed it (agents/readings.py ``parse``), else parsed here;
+    ``contract``: the PDL's contract as the agent resolved it, else looked up here."""
     try:
-        return _admit(event, parsed)
+        return _admit(event, parsed, contract)
     except Exception:
         REJECTED.labels("trust_error").inc()
         log.exception("trust: reading refused after an internal error (offset %s)", getattr(event.message, "offset", "?"))
         return Verdict(False, None, "trust_error")
 
 
-def _admit(event: Any, parsed: Any) -> Verdict:
+def _admit(event: Any, parsed: Any, contract: Contract | None | object) -> Verdict:
     key, value = event.key, event.value
     given = value if parsed is None else parsed
     if key is None or value is None:
@@ -136,7 +136,8 @@ def _admit(event: Any, parsed: Any) -> Verdict:
         grace=REPLAY_WINDOW,
     )
     before = _trust_state(key)
-    producer = trust.is_producer(reading, _producer_contract(pdl, point.time if point else None))
+    resolved = resolve(pdl, contract)
+    producer = trust.is_producer(reading, _producer_contract(resolved, point.time if point else None))
     state, decision = trust.judge(before, point, now=now, offset=offset, signed=signed, producer=producer,
                                   rules=RULES, replay_window=REPLAY_WINDOW,
                                   plausibility=signed.signed or settings.trust_check_unsigned)

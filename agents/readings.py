@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from agents import battery, consumption, gateways, live
+from agents.contracts import UNRESOLVED, contract_for
 from stream import clock, metrics, ops
 from stream.app import app, readings_topic
 from stream.state import writeback
@@ -42,7 +43,8 @@ async def readings_agent(stream):  # type: ignore[no-untyped-def]
         partition = event.message.partition
         ops.note_reading(partition, raw)  # lag age (stream/ops.py)
         value, received_at = parse(raw)  # once for the trust check and every handler
-        verdict = gateways.admit(event, value)  # edge trust before any fold (agents/gateways.py, docs/security.md)
+        contract = contract_for(key.decode(errors="replace")) if key else UNRESOLVED  # once, handed down
+        verdict = gateways.admit(event, value, contract)  # edge trust before any fold (agents/gateways.py, docs/security.md)
         if not verdict.accepted:  # refused or quarantined: nothing folded, still acked in order
             writeback.hold(stream, event)
             await _maybe_flush()
@@ -54,12 +56,12 @@ async def readings_agent(stream):  # type: ignore[no-untyped-def]
             LIVE_ERROR.inc()
             log.exception("live: reading failed: %.200r", value)
         try:
-            consumption.handle(key, value, partition, received_at)
+            consumption.handle(key, value, partition, received_at, contract=contract)
         except Exception:
             CONSUMPTION_ERROR.inc()
             log.exception("consumption: reading failed: %.200r", value)
         try:
-            battery.handle(key, value, partition, received_at)
+            battery.handle(key, value, partition, received_at, contract=contract)
         except Exception:
             BATTERY_ERROR.inc()
             log.exception("battery: reading failed: %.200r", value)

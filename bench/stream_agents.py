@@ -31,10 +31,10 @@ from bench.stream_throughput import readings  # noqa: E402
 
 
 def _timed(fn: Callable[..., None], spent: list[float]) -> Callable[..., None]:
-    def timed(*args: Any) -> None:
+    def timed(*args: Any, **kwargs: Any) -> None:
         start = time.perf_counter()
         try:
-            fn(*args)
+            fn(*args, **kwargs)
         finally:
             spent[0] += time.perf_counter() - start
 

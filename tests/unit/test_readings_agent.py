@@ -32,9 +32,22 @@ finally:
 def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[Any, ...]]]:
     seen: list[tuple[Any, ...]] = []
     for module, name in ((live, "live"), (consumption, "consumption"), (battery, "battery")):
-        monkeypatch.setattr(module, "handle", lambda key, value, partition, received_at, name=name:
-                            seen.append((name, key, value, partition, received_at)))  # fmt: skip
+        monkeypatch.setattr(module, "handle", lambda key, value, partition, received_at, name=name, **kw:
+                            seen.append((name, key, value, partition, received_at, *kw.values())))  # fmt: skip
     yield seen
+
+
+@pytest.fixture
+def contracts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The agent's contract lookups (one per keyed reading); each returns a marker naming its PDL."""
+    looked_up: list[str] = []
+
+    def contract_for(pdl: str) -> str:
+        looked_up.append(pdl)
+        return f"contract of {pdl}"
+
+    monkeypatch.setattr(readings, "contract_for", contract_for)
+    return looked_up
 
 
 def test_the_readings_topic_has_one_agent() -> None:
@@ -43,7 +56,9 @@ def test_the_readings_topic_has_one_agent() -> None:
     assert on_readings == ["readings"]
 
 
-async def test_each_reading_is_parsed_once_and_goes_to_the_three_handlers_in_order(calls: list[tuple[Any, ...]]) -> None:
+async def test_each_reading_is_parsed_once_and_goes_to_the_three_handlers_in_order(
+    calls: list[tuple[Any, ...]], contracts: list[str]
+) -> None:
     received = b'{"a": 1, "received_at": "2026-10-25T01:30:00.250+00:00"}'
     async with readings.readings_agent.test_context() as agent:
         await agent.put(received, key=b"30000000000001", partition=2)
@@ -51,16 +66,20 @@ async def test_each_reading_is_parsed_once_and_goes_to_the_three_handlers_in_ord
         await agent.put(b'not json', key=None, partition=1)  # handed over raw: each handler counts it
     at = 1792891800.25
     one = {"a": 1, "received_at": "2026-10-25T01:30:00.250+00:00"}
+    # the contract looked up once per reading and handed to the handlers that price or credit it;
+    # a keyless reading's PDL is in its payload: each handler resolves it (UNRESOLVED)
+    unresolved = readings.UNRESOLVED
+    assert contracts == ["30000000000001"]
     assert calls == [
         ("live", b"30000000000001", one, 2, at),
-        ("consumption", b"30000000000001", one, 2, at),
-        ("battery", b"30000000000001", one, 2, at),
+        ("consumption", b"30000000000001", one, 2, at, "contract of 30000000000001"),
+        ("battery", b"30000000000001", one, 2, at, "contract of 30000000000001"),
         ("live", None, {"a": 2}, 1, None),
-        ("consumption", None, {"a": 2}, 1, None),
-        ("battery", None, {"a": 2}, 1, None),
+        ("consumption", None, {"a": 2}, 1, None, unresolved),
+        ("battery", None, {"a": 2}, 1, None, unresolved),
         ("live", None, b"not json", 1, None),
-        ("consumption", None, b"not json", 1, None),
-        ("battery", None, b"not json", 1, None),
+        ("consumption", None, b"not json", 1, None, unresolved),
+        ("battery", None, b"not json", 1, None, unresolved),
     ]
 
 
