@@ -347,7 +347,7 @@ class WriteBack:
                     written += await self._write(partition, part, sent)
             if sent:  # every changelog record acknowledged by Kafka...
                 results = await asyncio.gather(*(future for _, future in sent))
-                persist_offsets((table for table, _ in sent), results)
+                _persist_offsets((table for table, _ in sent), results)
         except Exception:  # not acknowledged or not written: give the buffers back, ack nothing
             self.failures += 1
             log.exception("state flush failed; its readings stay unacked (replayed if this worker stops)")
@@ -515,7 +515,7 @@ async def _changelog_send(table: Any, partition: int, key: bytes, raw: bytes | N
     return table, ack
 
 
-def persist_offsets(tables: Iterable[Any], results: Iterable[Any]) -> None:
+def _persist_offsets(tables: Iterable[Any], results: Iterable[Any]) -> None:
     """Record, per table partition, the highest changelog offset acknowledged (RocksDB then knows
     at the next start which changelog records it already holds)."""
     highest: dict[tuple[int, Any], tuple[Any, Any, int]] = {}

@@ -27,16 +27,17 @@ def _plain_fields(cls: type) -> frozenset[str] | None:
     if names != ():
         return names  # type: ignore[return-value]
     params = getattr(cls, "__dataclass_params__", None)
-    fields = getattr(cls, "__dataclass_fields__", None)
+    declared = getattr(cls, "__dataclass_fields__", {})  # fields, ClassVars and InitVars
+    fields = dataclasses.fields(cls) if params is not None else ()  # fields only
     plain = (
         params is not None
-        and fields is not None
         and params.frozen
         and not hasattr(cls, "__post_init__")
         and not hasattr(cls, "__slots__")
-        and all(f.init and f._field_type is dataclasses._FIELD for f in fields.values())  # type: ignore[attr-defined]
+        and len(fields) == len(declared)
+        and all(f.init for f in fields)
     )
-    result = frozenset(fields) if plain else None  # type: ignore[arg-type]
+    result = frozenset(f.name for f in fields) if plain else None
     _FIELDS[cls] = result
     return result
 
