@@ -94,6 +94,8 @@ def main() -> int:
     parser.add_argument("--age-days", type=float, default=31.0)
     parser.add_argument("--steady-seconds", type=float, default=60.0)
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--profile-restart", metavar="FILE.svg",
+                        help="py-spy (PY_SPY or py-spy on PATH) records the restarted worker until it folds again (.txt: collapsed stacks)")
     args = parser.parse_args()
     cfg = local_stack.StackConfig.from_env()
     local_stack.up(cfg, quiet=True)
@@ -149,6 +151,7 @@ def main() -> int:
     shutil.rmtree(tmp / "data", ignore_errors=True)
     started = time.monotonic()
     proc = start_worker(env, log)
+    spy = _spy(proc.pid, args.profile_restart) if args.profile_restart else None
     try:
         new_time = clock.now().astimezone(PARIS).replace(microsecond=0).isoformat()
         more = [(k, json.dumps({**json.loads(v), "time": new_time}).encode()) for k, v in data[-100:]]
@@ -163,12 +166,24 @@ def main() -> int:
         print(f"restart on an empty data dir: tables recovered and new readings folded "
               f"{time.monotonic() - started:.1f} s after the start; RSS {rss_mb(proc.pid):.0f} MB")  # fmt: skip
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
     return 0
+
+
+def _spy(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """py-spy on the worker process (the child of taskset/python -m faust: the same pid)."""
+    spy = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
+    time.sleep(1.0)  # the interpreter up before py-spy attaches
+    fmt = ["--format", "raw"] if out.endswith(".txt") else []  # collapsed stacks, one per line
+    return subprocess.Popen([spy, "record", "-r", "50", *fmt, "-o", out, "--pid", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
 def _live_time(port: int, pdl: str) -> str | None:

@@ -49,7 +49,7 @@ class Settings:
     web_port: int = 6066
     web_canonical_url: str = ""  # URL other workers use to reach this one; "" = http://web_host:web_port
     processing_guarantee: str = "at_least_once"
-    kafka_session_timeout_seconds: float = 60.0  # a dead worker's partitions move after this long
+    kafka_session_timeout_seconds: float = 15.0  # a dead worker's partitions move after this long (its restart waits as long)
     kafka_commit_interval_seconds: float = 2.8  # offset commit timer (faust's broker_commit_interval)
     kafka_fetch_max_wait_ms: int = 100  # how long the broker may hold the worker's fetch (faust hard-codes 1500)
     rocksdb_block_cache_bytes: int = 64 * 1024 * 1024  # ONE block cache shared by every table partition
