@@ -320,7 +320,7 @@ def wait_healthy(cfg: StackConfig, *, timeout: float = 120.0) -> None:
     logs = {"redis": cfg.logs / "redis.log", "kafka": cfg.logs / "kafka" / "server.log"}
     for name, check in checks.items():
         while not check():
-            if _running_pid(cfg, name) is None:
+            if _running_pid(cfg, name) is None and not _alive_again(cfg, name):
                 raise StackError(f"{name} exited during start-up; see {logs[name]}\n{_tail(logs[name])}")
             if time.monotonic() > deadline:
                 raise StackError(
@@ -579,7 +579,9 @@ def _start_kafka(cfg: StackConfig) -> None:
             raise StackError(f"kafka storage format failed:\n{fmt.stdout[-2000:]}\n{fmt.stderr[-2000:]}")
     cmd = [
         "java", "-Xms256m", f"-Xmx{cfg.kafka_heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-        "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true", *logopts,
+        # -XX:-UsePerfData: the JVM otherwise chdirs into /tmp/hsperfdata_$USER for a moment at
+        # start-up, and _running_pid (which knows our processes by their cwd) took it for dead
+        "-XX:+ExplicitGCInvokesConcurrent", "-XX:-UsePerfData", "-Djava.awt.headless=true", *logopts,
         f"-Dlinky.stack={cfg.stack_dir}", "-cp", classpath, "kafka.Kafka", str(props),
     ]
     _spawn(cfg, "kafka", cmd, cfg.logs / "kafka.out")
@@ -670,6 +672,13 @@ def _running_pid(cfg: StackConfig, name: str) -> int | None:
             os.waitpid(pid, os.WNOHANG)
         return None
     return pid if cwd == cfg.stack_dir / name or cfg.stack_dir / name in cwd.parents else None
+
+
+def _alive_again(cfg: StackConfig, name: str, *, wait: float = 0.5) -> bool:
+    """A second look before calling a starting service dead: a process can be seen for an instant
+    outside its working directory (a JVM's start-up), and only one that stays gone has exited."""
+    time.sleep(wait)
+    return _running_pid(cfg, name) is not None
 
 
 def _terminate(pid: int, *, grace: float) -> None:
