@@ -15,7 +15,9 @@ from a fresh 4-partition topic; every second the bench samples its counters and 
 - changelog records and bytes per reading (the app's changelog topics on the local broker's disk);
 - then the worker is SIGKILLed, its data dir deleted, and a new worker started on an empty one:
   the time until it has recovered its tables from the changelogs and folds new readings (one new
-  reading for 100 PDLs, sent right after the start).
+  reading for 100 PDLs, sent right after the start), and how many changelog records the bulk
+  restore (stream/restore.py) wrote before faust's own recovery (``--env
+  LINKY_STATE_BULK_RESTORE=false`` for faust's recovery alone).
 
 Run on the local stack (``make stack-up``); numbers are for this machine (docs/performance.md).
 """
@@ -94,6 +96,9 @@ def main() -> int:
     parser.add_argument("--age-days", type=float, default=31.0)
     parser.add_argument("--steady-seconds", type=float, default=60.0)
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--restart", action="append", metavar="NAME=VALUE[,NAME=VALUE]",
+                        help="one SIGKILL + restart on an empty data dir per option, each with these settings "
+                             "on top of --env (same fold, same changelogs); default: one restart")
     parser.add_argument("--profile-restart", metavar="FILE.svg",
                         help="py-spy (PY_SPY or py-spy on PATH) records the restarted worker until it folds again (.txt: collapsed stacks)")
     args = parser.parse_args()
@@ -147,11 +152,32 @@ def main() -> int:
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    # restart on an EMPTY data dir: recovery from the changelogs
+    # restart on an EMPTY data dir: recovery from the changelogs, once per --restart variant
+    for i, variant in enumerate(args.restart or [""]):
+        extra = dict(item.split("=", 1) for item in variant.split(",") if item)
+        proc = _restart(proc if i else None, {**env, **extra}, log, port, topic, data, cfg, tmp,
+                        args.profile_restart if i == 0 else None, variant or "the --env settings")  # fmt: skip
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    return 0
+
+
+def _restart(previous: subprocess.Popen[bytes] | None, env: dict[str, str], log: Path, port: int, topic: str,
+             data: list[tuple[bytes, bytes]], cfg: local_stack.StackConfig, tmp: Path, profile: str | None,
+             label: str) -> subprocess.Popen[bytes]:
+    """SIGKILL the running worker (if any), delete its data dir, start a new one with ``env``, send
+    one new reading for 100 PDLs and wait until it has folded them; returns the new worker."""
+    if previous is not None:
+        os.killpg(previous.pid, signal.SIGKILL)
+        previous.wait()
     shutil.rmtree(tmp / "data", ignore_errors=True)
     started = time.monotonic()
     proc = start_worker(env, log)
-    spy = _spy(proc.pid, args.profile_restart) if args.profile_restart else None
+    spy = _spy(proc.pid, profile) if profile else None
+    ok = False
     try:
         new_time = clock.now().astimezone(PARIS).replace(microsecond=0).isoformat()
         more = [(k, json.dumps({**json.loads(v), "time": new_time}).encode()) for k, v in data[-100:]]
@@ -163,18 +189,21 @@ def main() -> int:
             if time.monotonic() - started > 1800:
                 raise RuntimeError("restarted worker did not fold the new readings in 30 min")
             time.sleep(0.5)
-        print(f"restart on an empty data dir: tables recovered and new readings folded "
+        print(f"restart on an empty data dir ({label}): tables recovered and new readings folded "
               f"{time.monotonic() - started:.1f} s after the start; RSS {rss_mb(proc.pid):.0f} MB")  # fmt: skip
+        bulk = metric(port, "linky_stream_state_bulk_restored_records_total", {})
+        bulk_s = metric(port, "linky_stream_state_bulk_restore_seconds_sum", {})
+        early = metric(port, "linky_stream_state_bulk_restore_failures_total", {})
+        print(f"  bulk restore (stream/restore.py): {bulk:.0f} changelog records in {bulk_s:.1f} s "
+              f"(summed over tables), {early:.0f} ended early")  # fmt: skip
+        ok = True
+        return proc
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
+        if not ok:
             os.killpg(proc.pid, signal.SIGKILL)
-    return 0
 
 
 def _spy(pid: int, out: str) -> subprocess.Popen[bytes]:

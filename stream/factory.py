@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from typing import Any, Awaitable, Callable, Set
 
 import faust
@@ -15,7 +16,8 @@ from faust.stores import rocksdb as faust_rocksdb
 
 from stream import consumer as consumer_module
 from stream.consumer import Transport
-from stream.kafka_security import faust_credentials
+from stream.kafka_security import client_kwargs, faust_credentials
+from stream.restore import FAILURES, RESTORE_SECONDS, RESTORED, BulkRestore, Record, restore
 from stream.settings import Settings
 
 
@@ -64,8 +66,10 @@ class App(faust.App):
 
 
 class NoWalRocksDBStore(faust_rocksdb.Store):
-    """faust's RocksDB table store, writing without RocksDB's write-ahead log (``store=
-    "linky-rocksdb://"``, the default; ``LINKY_ROCKSDB_WAL=true`` goes back to ``rocksdb://``).
+    """faust's RocksDB table store (``store="linky-rocksdb://"``) with one shared block cache
+    (``SharedCacheOptions``), writes without RocksDB's write-ahead log (unless
+    ``LINKY_ROCKSDB_WAL=true``) and a bulk restore of newly assigned partitions before faust's
+    recovery (stream/restore.py; ``LINKY_STATE_BULK_RESTORE``).
 
     The WAL costs a ``write()`` system call per table write (about 6 % of the worker's CPU in
     bench/stream_throughput.py) and protects nothing here: the durable copy of a table is its
@@ -83,11 +87,69 @@ class NoWalRocksDBStore(faust_rocksdb.Store):
 
     def _open_for_partition(self, partition: int) -> Any:
         db = super()._open_for_partition(partition)
-        if self.use_rocksdict:
+        if self.use_rocksdict and not getattr(self.app, "linky_rocksdb_wal", False):
             options = rocksdict.WriteOptions()
             options.disable_wal = True
             db.set_write_options(options)
         return db
+
+    async def on_rebalance(self, assigned: Set[Any], revoked: Set[Any], newly_assigned: Set[Any],
+                           generation_id: int = 0) -> None:
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        bulk: BulkRestore | None = getattr(self.app, "bulk_restore", None)
+        if bulk is None or not self.use_rocksdict:
+            return
+        standbys = self.app.assignor.assigned_standbys()
+        mine = self.table.changelog_topic.topics
+        tps = sorted(tp for tp in newly_assigned
+                     if tp.topic in mine and tp not in standbys and tp.partition in self._dbs)
+        if tps:
+            await self.bulk_restore(bulk, tps, generation_id)
+
+    async def bulk_restore(self, bulk: BulkRestore, tps: list[Any], generation_id: int) -> None:
+        """stream/restore.py ``restore`` into this store's partitions; any failure leaves the rest
+        to faust's recovery (from the persisted offset, which never runs ahead of the data)."""
+        from aiokafka import TopicPartition
+
+        name = self.table.name
+        logger = logging.getLogger("stream.restore")
+        started = time.monotonic()
+        consumer = bulk.consumer()
+        try:
+            await consumer.start()
+            outcome = await restore(
+                consumer, [TopicPartition(tp.topic, tp.partition) for tp in tps], self.persisted_offset,
+                self._write_restored,
+                keep_going=lambda: not self.should_stop and self.app.consumer_generation_id == generation_id,
+                max_records=bulk.max_records, stall_seconds=bulk.stall_seconds,
+            )
+        except Exception as exc:
+            FAILURES.labels(name, "error").inc()
+            logger.warning("bulk restore of table %s failed (%r): faust's recovery reads the rest", name, exc)
+            return
+        finally:
+            try:
+                await consumer.stop()
+            except Exception:  # pragma: no cover - a consumer that never connected
+                pass
+        seconds = time.monotonic() - started
+        RESTORED.labels(name).inc(outcome.total)
+        RESTORE_SECONDS.labels(name).observe(seconds)
+        if not outcome.complete:
+            FAILURES.labels(name, outcome.reason).inc()
+        logger.info("bulk restore of table %s: %d records in %.1f s over %d partitions%s", name,
+                    outcome.total, seconds, len(tps),
+                    "" if outcome.complete else f", ended early ({outcome.reason}): faust's recovery reads the rest")
+
+    def _write_restored(self, tp: Any, records: list[Record], last_offset: int) -> None:
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in records:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(self.offset_key, str(last_offset).encode())  # atomically with the data it covers
+        self._db_for_partition(tp.partition).write(batch)
 
 
 _shared_caches: dict[int, Any] = {}
@@ -122,7 +184,7 @@ def create_app(cfg: Settings) -> faust.App:
         cfg.app_id,
         broker=f"kafka://{cfg.kafka_bootstrap}",
         broker_credentials=faust_credentials(cfg),  # TLS + SASL from LINKY_KAFKA_* (docs/security.md)
-        store="rocksdb://" if cfg.rocksdb_wal else "linky-rocksdb://",  # NoWalRocksDBStore
+        store="linky-rocksdb://",  # NoWalRocksDBStore
         datadir=str(cfg.datadir),
         topic_partitions=cfg.topic_partitions,
         topic_replication_factor=cfg.topic_replication,
@@ -132,6 +194,7 @@ def create_app(cfg: Settings) -> faust.App:
         web_bind=cfg.web_host,
         canonical_url=canonical_url(cfg),
         broker_session_timeout=cfg.kafka_session_timeout_seconds,
+        consumer_group_instance_id=cfg.kafka_group_instance_id or None,  # static membership (docs/deployment.md)
         broker_commit_interval=cfg.kafka_commit_interval_seconds,
         # changelog records (3+ per reading) in fewer, larger produce requests: ~10 % of the
         # worker's CPU in bench/stream_throughput.py (docs/performance.md); they reach Kafka at
@@ -142,6 +205,15 @@ def create_app(cfg: Settings) -> faust.App:
         value_serializer="raw",
         autodiscover=False,
         Worker=Worker,
+    )
+    faust_app.linky_rocksdb_wal = cfg.rocksdb_wal
+    faust_app.bulk_restore = (
+        BulkRestore(
+            client={"bootstrap_servers": cfg.kafka_bootstrap, **client_kwargs(cfg)},
+            isolation_level="read_committed" if cfg.processing_guarantee == "exactly_once" else "read_uncommitted",
+        )
+        if cfg.state_bulk_restore
+        else None
     )
     setup_prometheus_sensors(faust_app, name_prefix="linky_faust")
     return faust_app

@@ -50,6 +50,7 @@ class Settings:
     web_canonical_url: str = ""  # URL other workers use to reach this one; "" = http://web_host:web_port
     processing_guarantee: str = "at_least_once"
     kafka_session_timeout_seconds: float = 15.0  # a dead worker's partitions move after this long (its restart waits as long)
+    kafka_group_instance_id: str = ""  # static group membership: a stable, unique name per worker; its restart then does not wait for the session timeout ("" = dynamic)
     kafka_commit_interval_seconds: float = 2.8  # offset commit timer (faust's broker_commit_interval)
     kafka_fetch_max_wait_ms: int = 100  # how long the broker may hold the worker's fetch (faust hard-codes 1500)
     rocksdb_block_cache_bytes: int = 64 * 1024 * 1024  # ONE block cache shared by every table partition
@@ -59,6 +60,7 @@ class Settings:
     producer_linger_seconds: float = 0.02  # faust's producer_linger: changelog records are batched this long
     state_flush_seconds: float = 5.0  # write-back state: dirty PDL values reach the tables this often (0 = every reading)
     state_flush_max_held: int = 20_000  # ...or as soon as this many readings wait for a flush
+    state_bulk_restore: bool = True  # newly assigned table partitions are read from their changelogs in bulk before faust's recovery (stream/restore.py)
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"  # may carry user:password (it then wins over the two below)
     redis_username: str = ""  # the worker's Redis ACL user (linky-worker on the local stack)
