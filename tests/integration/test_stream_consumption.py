@@ -111,6 +111,12 @@ async def test_day_and_month_totals_match_the_ground_truth_through_a_crash(
             assert sum(b["export_wh"] for b in body["buckets"]) == meter.truth_days["2026-10-25"][1]
             starts = [b["start"] for b in body["buckets"]]
             assert len(set(starts)) == 25 and starts[2:4] == ["2026-10-25T02:00:00+02:00", "2026-10-25T02:00:00+01:00"]
+        # the restarted workers' tables came from the changelogs through the bulk restore
+        # (stream/restore.py), and faust's recovery only read what it left, if anything
+        restored = {w.name: w.metric("linky_stream_state_bulk_restored_records_total") for w in (a, b)}
+        assert sum(restored.values()) > 0, restored
+        assert a.metric("linky_stream_state_bulk_restore_failures_total", reason="error") == 0, a.tail()
+        assert b.metric("linky_stream_state_bulk_restore_failures_total", reason="error") == 0, b.tail()
         # both workers own some of the partitions (the answers above were routed)
         assert a.metric("linky_stream_readings_processed_total", agent="live") > 0
         assert b.metric("linky_stream_readings_processed_total", agent="live") > 0

@@ -154,3 +154,115 @@ def _fixed_end(ends: dict[Any, int]) -> Any:
         return {tp: ends[tp] for tp in tps}
 
     return end_offsets
+
+
+# --- the store side: NoWalRocksDBStore (stream/factory.py) on a real RocksDB, a fake consumer ---
+
+import faust  # noqa: E402
+from faust.types import TP  # noqa: E402
+
+from stream.factory import NoWalRocksDBStore  # noqa: E402
+from stream.restore import FAILURES, RESTORED, BulkRestore  # noqa: E402
+
+
+class FakeConsumer(FakeLog):
+    started = stopped = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+class FakeBulk(BulkRestore):
+    def consumer(self) -> Any:
+        return self.__dict__["fake"]
+
+
+def _bulk(fake: FakeConsumer) -> FakeBulk:
+    bulk = FakeBulk(client={})
+    object.__setattr__(bulk, "fake", fake)
+    return bulk
+
+
+def _store(tmp_path: Any, name: str) -> tuple[NoWalRocksDBStore, str]:
+    app = faust.App(f"t-{name}", datadir=str(tmp_path), store="linky-rocksdb://", key_serializer="raw",
+                    value_serializer="raw")  # fmt: skip
+    table = app.Table(name, partitions=2, key_type=bytes, value_type=bytes, options={"driver": "rocksdict"})
+    assert isinstance(table.data, NoWalRocksDBStore)
+    return table.data, table.changelog_topic.get_topic_name()
+
+
+async def test_the_store_writes_records_and_persisted_offset_in_one_batch(tmp_path: Any) -> None:
+    store, topic = _store(tmp_path, "live")
+    tp = TP(topic, 1)
+    store._db_for_partition(1)[b"gone"] = b"x"
+    store._write_restored(tp, [(b"k", b"v1"), (b"k", b"v2"), (b"gone", None)], 41)
+    db = store._db_for_partition(1)
+    assert store.persisted_offset(tp) == 41  # where faust's recovery will start (+ 1)
+    assert db[b"k"] == b"v2" and db.get(b"gone") is None
+
+
+async def test_the_store_restores_its_newly_assigned_partitions_then_faust_reads_the_rest(tmp_path: Any) -> None:
+    store, topic = _store(tmp_path, "conso")
+    p0, p1 = TP(topic, 0), TP(topic, 1)
+    fake = FakeConsumer({p0: msgs((0, b"a", b"1"), (1, b"b", b"2"), (2, b"a", None)), p1: msgs((4, b"c", b"3"))},
+                        begin={p0: 0, p1: 4})  # fmt: skip
+    for tp in (p0, p1):
+        store._db_for_partition(tp.partition)
+    before = RESTORED.labels("conso")._value.get()
+    await store.bulk_restore(_bulk(fake), [p0, p1], generation_id=0)
+    assert fake.started and fake.stopped
+    assert store.persisted_offset(p0) == 2 and store.persisted_offset(p1) == 4
+    assert store._db_for_partition(0).get(b"a") is None and store._db_for_partition(0)[b"b"] == b"2"
+    assert store._db_for_partition(1)[b"c"] == b"3"
+    assert RESTORED.labels("conso")._value.get() - before == 4
+
+
+async def test_a_failing_consumer_leaves_the_recovery_to_faust(tmp_path: Any) -> None:
+    store, topic = _store(tmp_path, "ledger")
+    tp = TP(topic, 0)
+    store._db_for_partition(0)
+
+    class Broken(FakeConsumer):
+        async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
+            raise ConnectionError("broker went away")
+
+    fake = Broken({tp: msgs((0, b"a", b"1"))})
+    before = FAILURES.labels("ledger", "error")._value.get()
+    await store.bulk_restore(_bulk(fake), [tp], generation_id=0)  # does not raise
+    assert FAILURES.labels("ledger", "error")._value.get() - before == 1
+    assert store.persisted_offset(tp) is None and fake.stopped  # faust's recovery starts from the beginning
+
+
+async def test_a_new_rebalance_interrupts_the_restore(tmp_path: Any) -> None:
+    store, topic = _store(tmp_path, "alerts")
+    tp = TP(topic, 0)
+    store._db_for_partition(0)
+    fake = FakeConsumer({tp: msgs(*[(i, b"k%d" % i, b"v") for i in range(10)])}, batch=3)
+    store.app.consumer_generation_id = 7  # the restore was started for generation 6
+    before = FAILURES.labels("alerts", "interrupted")._value.get()
+    await store.bulk_restore(_bulk(fake), [tp], generation_id=6)
+    assert FAILURES.labels("alerts", "interrupted")._value.get() - before == 1
+    assert store.persisted_offset(tp) is None
+
+
+async def test_on_rebalance_restores_only_newly_assigned_active_changelog_partitions(tmp_path: Any, monkeypatch: Any) -> None:
+    store, topic = _store(tmp_path, "battery")
+    active, standby, kept = TP(topic, 0), TP(topic, 1), TP(topic, 2)
+    monkeypatch.setattr(store.app.assignor, "assigned_standbys", lambda: {standby})
+    seen: list[list[Any]] = []
+
+    async def bulk_restore(bulk: Any, tps: list[Any], generation_id: int) -> None:
+        seen.append(tps)
+
+    monkeypatch.setattr(store, "bulk_restore", bulk_restore)
+    store.app.bulk_restore = BulkRestore(client={})
+    store._db_for_partition(2)  # assigned before this rebalance
+    await store.on_rebalance({active, standby, kept, TP("readings", 0)}, set(),
+                             {active, standby, TP("readings", 0)}, generation_id=0)  # fmt: skip
+    assert seen == [[active]]
+    store.app.bulk_restore = None  # LINKY_STATE_BULK_RESTORE=false
+    await store.on_rebalance({active}, set(), {active}, generation_id=0)
+    assert seen == [[active]]
