@@ -153,6 +153,7 @@ class NoWalRocksDBStore(faust_rocksdb.Store):
 
 
 _shared_caches: dict[int, Any] = {}
+_shared_write_buffers: dict[tuple[int, int], Any] = {}
 
 
 class SharedCacheOptions(faust_rocksdb.RocksDBOptions):
@@ -169,6 +170,14 @@ class SharedCacheOptions(faust_rocksdb.RocksDBOptions):
         if cache is None:
             cache = _shared_caches[self.block_cache_size] = rocksdict.Cache(self.block_cache_size)
         factory.set_block_cache(cache)
+        budget = int(self.extra_options.get("memtable_budget_bytes") or 0)
+        if budget:  # every memtable of the process under one budget, charged to the shared cache
+            key = (budget, self.block_cache_size)
+            manager = _shared_write_buffers.get(key)
+            if manager is None:
+                manager = _shared_write_buffers[key] = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+                    budget, False, cache)  # allow_stall=False: a full budget flushes, never blocks a write
+            options.set_write_buffer_manager(manager)
         factory.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
         options.set_block_based_table_factory(factory)
         return options
@@ -211,6 +220,7 @@ def create_app(cfg: Settings) -> faust.App:
         BulkRestore(
             client={"bootstrap_servers": cfg.kafka_bootstrap, **client_kwargs(cfg)},
             isolation_level="read_committed" if cfg.processing_guarantee == "exactly_once" else "read_uncommitted",
+            fetch_bytes=cfg.state_bulk_restore_fetch_bytes,
         )
         if cfg.state_bulk_restore
         else None
@@ -230,10 +240,12 @@ def canonical_url(cfg: Settings) -> str:
 def table_options(cfg: Settings) -> dict[str, Any]:
     """RocksDB options for every table: a bounded block cache (shared, ``SharedCacheOptions``)
     instead of faust's 2 GiB per table partition, and small memtables instead of faust's 3 x 64 MiB
-    per table partition (the tables are written once per write-back flush, stream/writeback.py)."""
+    per table partition (the tables are written once per write-back flush, stream/writeback.py),
+    all of them under one budget charged to that cache (``LINKY_ROCKSDB_MEMTABLE_BUDGET_BYTES``)."""
     return {
         "driver": "rocksdict",
         "block_cache_size": cfg.rocksdb_block_cache_bytes,
         "write_buffer_size": cfg.rocksdb_write_buffer_bytes,
         "max_write_buffer_number": 2,
+        "memtable_budget_bytes": cfg.rocksdb_memtable_budget_bytes,
     }

@@ -9,7 +9,7 @@ records of 30,000 PDLs, and the worker processes nothing meanwhile.
 What: when a table partition is assigned to this worker (``NoWalRocksDBStore.on_rebalance``,
 stream/factory.py), ``restore`` reads its changelog partition with a plain consumer of its own,
 from the store's persisted offset + 1 (or the beginning) to the end offset measured at the start,
-in large fetches, and writes each fetch into the partition's RocksDB as **one write batch that
+in large fetches (``LINKY_STATE_BULK_RESTORE_FETCH_BYTES``), and writes each fetch into the partition's RocksDB as **one write batch that
 also carries the new persisted offset**. faust's recovery then starts from that offset and reads
 only what was written since (normally nothing).
 
@@ -156,7 +156,8 @@ class BulkRestore:
 
     client: Mapping[str, Any]  # AIOKafkaConsumer kwargs: bootstrap_servers, security (stream/kafka_security.py)
     isolation_level: str = "read_uncommitted"  # read_committed under exactly_once, as faust's recovery reads
-    max_records: int = 20_000
+    fetch_bytes: int = 8 * 1024 * 1024  # per fetch (a quarter of it per partition): memory vs speed
+    max_records: int = 10_000
     stall_seconds: float = 30.0
 
     def consumer(self) -> Any:
@@ -166,8 +167,8 @@ class BulkRestore:
             enable_auto_commit=False,
             group_id=None,
             isolation_level=self.isolation_level,
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=16 * 1024 * 1024,
+            fetch_max_bytes=self.fetch_bytes,
+            max_partition_fetch_bytes=max(1024 * 1024, self.fetch_bytes // 4),
             fetch_max_wait_ms=100,
             **dict(self.client),
         )

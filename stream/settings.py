@@ -55,12 +55,14 @@ class Settings:
     kafka_fetch_max_wait_ms: int = 100  # how long the broker may hold the worker's fetch (faust hard-codes 1500)
     rocksdb_block_cache_bytes: int = 64 * 1024 * 1024  # ONE block cache shared by every table partition
     rocksdb_write_buffer_bytes: int = 2 * 1024 * 1024  # memtable per table partition (faust: 64 MiB)
+    rocksdb_memtable_budget_bytes: int = 16 * 1024 * 1024  # all memtables of the worker, charged to the block cache (0 = no budget)
     decode_cache_entries: int = 5_000  # decoded table values kept per cache (stream/decode_cache.py)
     rocksdb_wal: bool = False  # RocksDB write-ahead log of local tables (the changelogs are the durable copy)
     producer_linger_seconds: float = 0.02  # faust's producer_linger: changelog records are batched this long
     state_flush_seconds: float = 5.0  # write-back state: dirty PDL values reach the tables this often (0 = every reading)
     state_flush_max_held: int = 20_000  # ...or as soon as this many readings wait for a flush
     state_bulk_restore: bool = True  # newly assigned table partitions are read from their changelogs in bulk before faust's recovery (stream/restore.py)
+    state_bulk_restore_fetch_bytes: int = 8 * 1024 * 1024  # bytes per bulk-restore fetch: its memory vs its speed
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"  # may carry user:password (it then wins over the two below)
     redis_username: str = ""  # the worker's Redis ACL user (linky-worker on the local stack)
