@@ -168,7 +168,9 @@ async def test_a_worker_upgraded_to_write_back_state_continues_the_tables_of_the
                                           LINKY_STATE_FLUSH_SECONDS="0"), tmp_path / "data-a", tmp_path)  # fmt: skip
     new_env = worker_env(kafka_bootstrap, redis_worker_url, topic, app_id, LINKY_STATE_FLUSH_SECONDS="2")
     new = Worker("worker-new", new_env, tmp_path / "data-a", tmp_path)
-    fresh = Worker("worker-fresh", new_env, tmp_path / "data-b", tmp_path)
+    # the fresh worker recovers through faust's recovery alone (the bulk restore off): that path
+    # stays tested; test_day_and_month_totals_match_the_ground_truth_through_a_crash is the bulk one's
+    fresh = Worker("worker-fresh", {**new_env, "LINKY_STATE_BULK_RESTORE": "false"}, tmp_path / "data-b", tmp_path)
     try:
         old.start()
         await produce(kafka_bootstrap, topic, sequence[:half])
@@ -190,6 +192,7 @@ async def test_a_worker_upgraded_to_write_back_state_continues_the_tables_of_the
 
         wait_for(exact, 180, "both workers answering the ground truth", [new, fresh], interval=1.0)
         assert fresh.metric("linky_stream_partitions_assigned", kind="active") > 0
+        assert fresh.metric("linky_stream_state_bulk_restored_records_total") == 0
         for pdl, meter in meters.items():
             assert day_totals(fresh, pdl, "month") == meter.truth_months
         # a write-back worker stops cleanly on SIGTERM: it flushes what it holds and faust's wait
