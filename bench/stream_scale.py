@@ -147,7 +147,7 @@ def main() -> int:
         print(f"RSS: {rss_end:.0f} MB when done, {rss_mb(proc.pid):.0f} MB {args.steady_seconds:.0f} s later")
         records = asyncio.run(changelog_records(cfg.bootstrap_servers, app_id))
         size = changelog_bytes(cfg, app_id)
-        print(f"changelogs: {records} records ({records / n:.2f} per reading), {size / 1e6:.1f} MB "
+        print(f"changelogs: {records} records written ({records / n:.2f} per reading), {size / 1e6:.1f} MB "
               f"({size / n:.0f} bytes per reading)")  # fmt: skip
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

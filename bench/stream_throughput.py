@@ -235,7 +235,9 @@ def run_one(
 
 
 async def changelog_records(bootstrap: str, app_id: str) -> int:
-    """Records in the app's changelog topics (``{app_id}-{table}-changelog``, not compacted yet)."""
+    """Records written to the app's changelog topics (``{app_id}-{table}-changelog``), counted as
+    offsets (end - beginning): the broker's cleaner may already have compacted some of them away
+    (they are ``cleanup.policy=compact``), so a restore can read fewer records than this."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
