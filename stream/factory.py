@@ -151,6 +151,27 @@ class NoWalRocksDBStore(faust_rocksdb.Store):
         batch.put(self.offset_key, str(last_offset).encode())  # atomically with the data it covers
         self._db_for_partition(tp.partition).write(batch)
 
+    def get_once(self, key: Any) -> Any:
+        """The value of ``key`` (None when absent) in ONE RocksDB read: faust's ``Table.get``
+        goes through ``Mapping.get`` -> ``__contains__`` (a read) -> ``__getitem__`` (a second
+        read of the same key), with the key encoded twice (docs/performance.md, issue 14)."""
+        raw = self._get(self._encode_key(key))
+        return None if raw is None else self._decode_value(raw)
+
+
+class Table(faust.Table):  # type: ignore[misc]
+    """The app's table class (faust's ``Table`` setting): ``get`` reads the store once when the
+    store can (``NoWalRocksDBStore.get_once``), with faust's table-get sensor still told.
+    Everything else is faust's."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        once = getattr(self.data, "get_once", None)
+        if once is None or self.default is not None:  # a default factory: faust's __missing__ semantics
+            return super().get(key, default)
+        self.on_key_get(key)
+        value = once(key)
+        return default if value is None else value
+
 
 _shared_caches: dict[int, Any] = {}
 _shared_write_buffers: dict[tuple[int, int], Any] = {}
@@ -214,6 +235,7 @@ def create_app(cfg: Settings) -> faust.App:
         value_serializer="raw",
         autodiscover=False,
         Worker=Worker,
+        Table=Table,  # one store read per get
     )
     faust_app.linky_rocksdb_wal = cfg.rocksdb_wal
     faust_app.bulk_restore = (

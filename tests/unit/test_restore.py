@@ -266,3 +266,34 @@ async def test_on_rebalance_restores_only_newly_assigned_active_changelog_partit
     store.app.bulk_restore = None  # LINKY_STATE_BULK_RESTORE=false
     await store.on_rebalance({active}, set(), {active}, generation_id=0)
     assert seen == [[active]]
+
+
+async def test_the_app_table_get_reads_the_store_once(tmp_path: Any) -> None:
+    """stream/factory.py ``Table.get``: one RocksDB read per get (faust's does two), same answers
+    as faust's for a present key, an absent one and a given default."""
+    from stream.factory import Table
+
+    app = faust.App("t-once", datadir=str(tmp_path), store="linky-rocksdb://", key_serializer="raw",
+                    value_serializer="raw", Table=Table)  # fmt: skip
+    table = app.Table("contracts", default=None, partitions=1, key_type=bytes, value_type=bytes,
+                      options={"driver": "rocksdict"})  # fmt: skip
+    assert isinstance(table, Table)
+    store = table.data
+    store._db_for_partition(0)[b"pdl-1"] = b"doc"
+    reads: list[bytes] = []
+    real_get, real_contains = store._get, store._contains
+
+    def counting(real: Any) -> Any:
+        def read(key: bytes) -> Any:
+            reads.append(key)
+            return real(key)
+
+        return read
+
+    store._get, store._contains = counting(real_get), counting(real_contains)  # type: ignore[method-assign]
+    assert table.get(b"pdl-1") == b"doc" and reads == [b"pdl-1"]
+    assert table.get(b"absent") is None and table.get(b"absent", b"dflt") == b"dflt"
+    assert reads == [b"pdl-1", b"absent", b"absent"]
+    reads.clear()
+    assert faust.Table.get(table, b"pdl-1") == b"doc" and faust.Table.get(table, b"absent") is None  # same answers
+    assert len(reads) == 3  # faust's own: contains + get for the present key, contains for the absent one
