@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 from typing import Any, Mapping
 
-from stream import metrics
+from stream import metrics, payload_json
 from stream.decode_cache import DecodeCache
 from stream.state import live_channel, live_table, publisher, writeback
 from stream.writeback import TOMBSTONE, Entry
@@ -42,7 +42,7 @@ def handle(key: bytes | None, value: bytes | Mapping[str, Any], partition: int, 
     if stored is not None and when <= stored:
         DUPLICATE.inc()
         return
-    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    data = payload_json.dumps(payload)  # also the table value: read back by json.loads (_time_of)
     writeback.put(live_table, key, partition, Entry((data, when), _raw_of))
     APPLIED.inc()
     publisher.publish(live_channel(pdl), data, event_time=when.timestamp(), received_at=received_at)

@@ -25,7 +25,6 @@ and schedules the same snapshot rewrite, so snapshot keys converge to the tables
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Union
@@ -36,6 +35,7 @@ from redis.backoff import NoBackoff
 
 from stream import clock
 from stream import metrics
+from stream import payload_json
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,10 @@ __all__ = ["RedisPublisher", "Snapshot", "SnapshotSource", "encode"]
 
 
 def encode(payload: Mapping[str, Any] | bytes) -> bytes:
-    """Compact JSON bytes of a payload (bytes pass through)."""
+    """Compact JSON bytes of a payload (bytes pass through; stream/payload_json.py)."""
     if isinstance(payload, (bytes, bytearray)):
         return bytes(payload)
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return payload_json.dumps(payload)
 
 
 PACE_ITEMS = 50  # snapshot rewrite: yield to the agents every this many snapshots rendered

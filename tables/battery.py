@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 from typing import Any, Mapping, NamedTuple, Sequence
 
 from tables.calendar import split_delta, to_utc
@@ -353,6 +354,13 @@ def period_kind(label: str, overrides: Mapping[str, str] | None = None) -> str:
     """
     if overrides and label in overrides:
         return overrides[label]
+    return _label_kind(label)
+
+
+@lru_cache(maxsize=4096)
+def _label_kind(label: str) -> str:
+    """``period_kind`` without overrides (memoized: a handful of labels, asked for several times
+    per reading)."""
     text = " ".join(label.upper().replace(".", " ").split())
     if text in _HISTORIC_KINDS:
         return _HISTORIC_KINDS[text]

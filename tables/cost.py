@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 from tables.battery import period_kind
@@ -72,10 +73,12 @@ class PeriodName:
         return {"label": self.label, "kind": self.kind, "period": self.code, "tempo_colour": self.tempo_colour}
 
 
+@lru_cache(maxsize=4096)
 def period_name(register: str, option: TariffOption | None, meter_label: str | None = None) -> PeriodName:
     """Name a register: standard ``EASFnn`` by its rank in the option (EASF01 = HC under hchp,
     HCJB under tempo, ...), historic index labels by their own meaning (HCHC = HC); the label is
-    the one the meter showed while the register was active (padding trimmed), else the offer's."""
+    the one the meter showed while the register was active (padding trimmed), else the offer's.
+    Memoized (pure; the answer is frozen): each payload names every register of three buckets."""
     code: str | None = _HISTORIC_CODES.get(register)
     if register.startswith("EASF") and register[4:].isdigit() and option is not None:
         rank = int(register[4:]) - 1
