@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Union
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -86,6 +86,11 @@ class RedisPublisher:
         self.up = True  # optimistic until the first failure
         self.resync_pending = False
         metrics.REDIS_UP.set(1)
+        # publishes queued / sent or dropped so far (FIFO: handled >= n means the first n are done)
+        self._enqueued = 0
+        self._handled = 0
+        self._running = False
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     # ------------------------------------------------------------------ called by agents
 
@@ -112,6 +117,7 @@ class RedisPublisher:
             self.resync_pending = True
             return False
         self._queue.append((channel, encode(payload), event_time, received_at))
+        self._enqueued += 1
         metrics.REDIS_QUEUE.set(len(self._queue))
         if self._wakeup is not None:
             self._wakeup.set()
@@ -125,15 +131,58 @@ class RedisPublisher:
     def queued(self) -> int:
         return len(self._queue)
 
+    def sent_barrier(self, timeout: float | None = None) -> Awaitable[bool]:
+        """An awaitable done once every payload queued *until now* was sent to Redis or dropped
+        (Redis down: counted, and the snapshot keys are rewritten when it answers again).
+
+        The write-back flush awaits it before writing the changelog (stream/writeback.py): a
+        reading's state never becomes durable while its publishes still wait in this process,
+        where a crash would lose them for good (the replay would find the state already folded
+        and publish nothing). True when done, and at once when the publisher task is not
+        running (tests without Redis: nothing would ever send them); False after ``timeout``
+        (default 4x the Redis timeout)."""
+        mark = self._enqueued  # now, not when awaited
+        return self._wait_handled(mark, self.timeout * 4 if timeout is None else timeout)
+
+    async def _wait_handled(self, mark: int, timeout: float) -> bool:
+        if self._handled >= mark:
+            return True
+        if not self._running:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((mark, future))
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            if not future.done():
+                future.cancel()
+            self._waiters = [(m, f) for m, f in self._waiters if f is not future]
+
+    def _done(self, n: int) -> None:
+        """``n`` more payloads left the queue (sent or dropped): wake the barriers they pass."""
+        self._handled += n
+        if self._waiters:
+            for mark, future in self._waiters:
+                if mark <= self._handled and not future.done():
+                    future.set_result(None)
+
     # ------------------------------------------------------------------ background task
 
     async def run(self) -> None:
         """Drain the queue forever (a faust ``app.task``); cancel to stop."""
         self._wakeup = asyncio.Event()
+        self._running = True
         try:
             while True:
                 await self.step()
         finally:
+            self._running = False
+            for _, future in self._waiters:  # nobody will send them now
+                if not future.done():
+                    future.set_result(None)
             await self.close()
 
     async def step(self) -> None:
@@ -155,7 +204,10 @@ class RedisPublisher:
                 await asyncio.sleep(self.linger)
             batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
             metrics.REDIS_QUEUE.set(len(self._queue))
-            await self._send(batch)
+            try:
+                await self._send(batch)
+            finally:
+                self._done(len(batch))
         elif self.resync_pending:
             await self.rewrite_snapshots()
 
@@ -207,7 +259,10 @@ class RedisPublisher:
         while self._queue and self.up:
             batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
             metrics.REDIS_QUEUE.set(len(self._queue))
-            await self._send(batch)
+            try:
+                await self._send(batch)
+            finally:
+                self._done(len(batch))
         if not self.up:
             raise _Down()
 
@@ -313,6 +368,7 @@ class RedisPublisher:
             metrics.REDIS_FAILURES.labels("redis_down").inc(dropped)
             self._queue.clear()
             metrics.REDIS_QUEUE.set(0)
+            self._done(dropped)
         self._set_up(False)
         self.resync_pending = True
         # a fresh connection next time (the old one may be half-broken)

@@ -72,6 +72,7 @@ writeback = WriteBack(
     interval_seconds=settings.state_flush_seconds,
     max_held=settings.state_flush_max_held,
     observe=lambda seconds, keys: (FLUSH_SECONDS.observe(seconds), FLUSH_KEYS.inc(keys)),
+    barrier=lambda: publisher.sent_barrier(),  # a flush writes only after its readings' publishes are out
 )
 
 
@@ -85,6 +86,9 @@ class _WriteBackCollector:
         yield CounterMetricFamily("linky_stream_state_flush_failures",
                                   "Write-back flushes that failed (their readings stay uncommitted)",
                                   value=writeback.failures)  # fmt: skip
+        yield CounterMetricFamily("linky_stream_state_flush_publish_wait_timeouts",
+                                  "Flushes that wrote before the Redis publishes queued ahead of them were out",
+                                  value=writeback.barrier_timeouts)  # fmt: skip
 
 
 REGISTRY.register(_WriteBackCollector())

@@ -145,8 +145,13 @@ class WriteBack:
         max_held: int = 20_000,
         monotonic: Callable[[], float] = time.monotonic,
         observe: Callable[[float, int], None] | None = None,
+        barrier: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.source_topic = source_topic
+        # called when a flush takes its buffers, awaited before it writes them: the publishes
+        # queued until then are out (stream/redis_publisher.py ``sent_barrier``); False = timed out
+        self._barrier = barrier
+        self.barrier_timeouts = 0
         self.interval = interval_seconds
         self.max_held = max_held
         self._monotonic = monotonic
@@ -338,10 +343,14 @@ class WriteBack:
             visible.update(part.writes)
             self._held -= len(part.held)
         self._flushing.append(visible)
+        waiter = self._barrier() if self._barrier is not None else None  # the publishes of these events
         written, sent = 0, []
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
         try:
+            if waiter is not None and not await waiter:
+                self.barrier_timeouts += 1
+                log.warning("state flush: publishes queued before it were not all sent in time; writing anyway")
             async with self._write_lock:  # an older flush still writing finishes first
                 for partition, part in taken.items():
                     written += await self._write(partition, part, sent)

@@ -184,3 +184,50 @@ async def test_a_snapshot_rewrite_yields_and_sends_live_payloads_between_chunks(
 def test_publish_never_raises_without_a_running_loop(payload: Any) -> None:
     pub = RedisPublisher("redis://fake", client_factory=FakeRedis)
     assert pub.publish("linky:P:live", payload) is True and pub.queued == 1
+
+
+async def test_the_sent_barrier_waits_for_what_was_queued_before_it_only() -> None:
+    """stream/writeback.py awaits ``sent_barrier`` before writing a flush's state: the payloads
+    queued until then are out first (sent, or dropped because Redis is down)."""
+    fake = FakeRedis()
+    fake.delay = 0.05
+    pub = RedisPublisher("redis://fake", batch_size=2, client_factory=lambda: fake)
+    assert await pub.sent_barrier(0.01) is True  # nothing queued
+    pub.publish("linky:P:live", {"seq": 0})
+    started = time.monotonic()
+    assert await pub.sent_barrier(5) is True  # no publisher task: nothing would send it, so no wait
+    assert time.monotonic() - started < 1
+    task = asyncio.ensure_future(pub.run())
+    await asyncio.sleep(0)  # the task running
+    try:
+        for i in range(1, 5):
+            pub.publish("linky:P:live", {"seq": i})
+        barrier = asyncio.ensure_future(pub.sent_barrier(5))
+        pub.publish("linky:P:live", {"seq": 99})  # after the barrier: not waited for
+        fake.delay = 0.2
+        assert await barrier is True
+        seqs = [p["seq"] for _, p in fake.published]
+        assert seqs[:5] == [0, 1, 2, 3, 4]  # everything queued before the barrier is out
+        assert await pub.sent_barrier(5) is True and [p["seq"] for _, p in fake.published][-1] == 99
+        assert await pub.sent_barrier(5) is True  # nothing queued: done at once
+        fake.down = True
+        pub.publish("linky:P:live", {"seq": 100})
+        assert await pub.sent_barrier(5) is True and not pub.up  # dropped (Redis down) counts as out
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_slow_redis_times_the_barrier_out() -> None:
+    fake = FakeRedis()
+    fake.delay = 0.3
+    pub = RedisPublisher("redis://fake", timeout_seconds=5, client_factory=lambda: fake)
+    task = asyncio.ensure_future(pub.run())
+    await asyncio.sleep(0)
+    try:
+        pub.publish("linky:P:live", {"seq": 0})
+        assert await pub.sent_barrier(0.05) is False
+        assert await pub.sent_barrier(5) is True
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -351,3 +351,33 @@ async def test_faust_tables_send_straight_to_the_producer_and_keep_the_highest_a
         fut.set_result(RecordMetadata(topic, 1, tp, offset, -1, 0, -1))
     assert await flush == 3
     assert acked == [9] and live.persisted == {tp: 42}
+
+
+async def test_a_flush_writes_nothing_before_the_publishes_queued_ahead_of_it_are_out() -> None:
+    """The barrier (stream/redis_publisher.py ``sent_barrier``) is taken when the flush takes its
+    buffers and awaited before the first table write: after a crash the restored state is never
+    ahead of what subscribers were sent. A barrier that times out is counted, and the flush
+    writes anyway."""
+    log: list[tuple[Any, ...]] = []
+    release: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    taken: list[str] = []
+
+    def barrier() -> Any:
+        taken.append("taken")
+        return release
+
+    wb = WriteBack(source_topic="readings", interval_seconds=5, monotonic=lambda: 0.0, barrier=barrier)
+    table = Table("live", log)
+    wb.register(table)
+    wb.put(table, b"P", 0, b"v1")
+    flush = asyncio.ensure_future(wb.flush())
+    await asyncio.sleep(0.01)
+    assert taken == ["taken"] and log == [] and not flush.done()  # waiting for the publisher
+    wb.put(table, b"P", 0, b"v2")  # a reading folded meanwhile: its own, later flush
+    release.set_result(True)
+    assert await flush == 1 and table == {b"P": b"v1"} and wb.barrier_timeouts == 0
+
+    late: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    late.set_result(False)  # the publisher did not get them out in time
+    wb._barrier = lambda: late
+    assert await wb.flush() == 1 and table == {b"P": b"v2"} and wb.barrier_timeouts == 1
