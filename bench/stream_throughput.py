@@ -7,9 +7,9 @@ For each app, a fresh topic (4 partitions) is filled with the same simulated rea
 mode, every 2 s per PDL, two tariff registers and injection, 2 % duplicates), then one worker is
 started pinned to CPU 0 (``taskset -c 0``) on the local stack (Kafka + Redis, started if needed)
 and its /metrics polled (one scrape per poll, every 0.5 s for the stream workers, 0.1 s for
-the others: until 2026-12-03 the bench scraped the stream worker three times every 0.1 s, and rendering the stream worker's /metrics took 17 % of
-its CPU, which understated the stream worker against the baselines, whose /metrics is tiny). The
-rate is measured from the poll that saw 10 % of the readings processed to the last poll before
+the others). Until 2026-12-03 the bench scraped the stream worker three times every 0.1 s; a
+render costs it 6.8 ms of CPU and py-spy put 17 % of its samples there, though its CPU per
+reading did not move measurably with the new polling (docs/performance.md). The rate is measured from the poll that saw 10 % of the readings processed to the last poll before
 100 % (start-up, partition assignment and the poll's overshoot excluded), with the worker's CPU
 time per reading over the same span (Linux: /proc; less sensitive than the rate to other load on
 the machine):
@@ -137,8 +137,8 @@ def worker_env(cfg: local_stack.StackConfig, topic: str, app_id: str, root: Path
     return env
 
 
-# A /metrics render costs the stream worker ~6 ms of CPU (hundreds of series): 30 a second were
-# 17 % of it. The floor and baseline apps expose one counter: cheap to poll often.
+# A /metrics render costs the stream worker ~7 ms of CPU (hundreds of series): poll it slowly.
+# The floor and baseline apps expose one counter: cheap to poll often.
 POLL_SECONDS = {"stream": 0.5, "before": 0.5}
 POLL_SECONDS_DEFAULT = 0.1
 

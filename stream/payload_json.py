@@ -3,9 +3,10 @@
 About 4x faster than ``json.dumps(..., separators=(",", ":"), ensure_ascii=False).encode()``
 on our payloads (21 vs 5 us each, docs/performance.md) and the same bytes: compact separators,
 UTF-8 without escaping, keys in insertion order: identical on all 5,047 payloads of a
-bench/stream_agents.py run (2026-12-03), and on the edge cases of tests/unit/test_payload_json.py. The one known difference is the
-spelling of floats below 1e-4 (``0.00001`` instead of ``1e-05``: the same number to every JSON
-parser); our payloads carry Wh as integers and euros rounded to the cent.
+bench/stream_agents.py run (2026-12-03) and on the edge cases of tests/unit/test_payload_json.py.
+The one known difference is the spelling of floats below 1e-4 (``0.00001`` instead of
+``1e-05``: the same number to every JSON parser); our payloads carry Wh as integers and euros
+rounded to the cent.
 
 Whatever orjson would handle differently from the standard library is passed to it instead:
 datetimes, dataclasses and subclasses of str/int/dict/list (``OPT_PASSTHROUGH_*``), and what
@@ -28,10 +29,5 @@ def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON of ``obj``: orjson's, else the standard library's."""
     try:
         return orjson.dumps(obj, option=_OPTIONS)
-    except TypeError:
-        return stdlib_dumps(obj)
-
-
-def stdlib_dumps(obj: Any) -> bytes:
-    """What ``dumps`` must equal: the standard library's compact, non-ASCII-escaping JSON."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    except TypeError:  # the standard library's compact, non-ASCII-escaping JSON (or its TypeError)
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()

@@ -145,20 +145,16 @@ class RedisPublisher:
         return self._wait_handled(mark, self.timeout * 4 if timeout is None else timeout)
 
     async def _wait_handled(self, mark: int, timeout: float) -> bool:
-        if self._handled >= mark:
-            return True
-        if not self._running:
+        if self._handled >= mark or not self._running:
             return True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((mark, future))
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
+            await asyncio.wait_for(future, timeout)  # cancels the future on timeout
             return True
         except asyncio.TimeoutError:
             return False
         finally:
-            if not future.done():
-                future.cancel()
             self._waiters = [(m, f) for m, f in self._waiters if f is not future]
 
     def _done(self, n: int) -> None:
@@ -202,12 +198,7 @@ class RedisPublisher:
             if self.linger > 0 and len(self._queue) < self.batch_size:
                 # let the agents queue more: one round trip carries many payloads
                 await asyncio.sleep(self.linger)
-            batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
-            metrics.REDIS_QUEUE.set(len(self._queue))
-            try:
-                await self._send(batch)
-            finally:
-                self._done(len(batch))
+            await self._send_next_batch()
         elif self.resync_pending:
             await self.rewrite_snapshots()
 
@@ -257,12 +248,7 @@ class RedisPublisher:
     async def _send_queued(self) -> None:
         """Send what the agents queued during a snapshot rewrite (no linger)."""
         while self._queue and self.up:
-            batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
-            metrics.REDIS_QUEUE.set(len(self._queue))
-            try:
-                await self._send(batch)
-            finally:
-                self._done(len(batch))
+            await self._send_next_batch()
         if not self.up:
             raise _Down()
 
@@ -290,6 +276,16 @@ class RedisPublisher:
         if self._client is None:
             self._client = self._client_factory()
         return self._client
+
+    async def _send_next_batch(self) -> None:
+        """Pop up to ``batch_size`` queued payloads and send them; they count as handled
+        (``sent_barrier``) whether sent or dropped."""
+        batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+        metrics.REDIS_QUEUE.set(len(self._queue))
+        try:
+            await self._send(batch)
+        finally:
+            self._done(len(batch))
 
     async def _send(self, batch: list[tuple[str, bytes, float | None, float | None]], *, retry: bool = True) -> None:
         try:
