@@ -3,7 +3,11 @@ faust ``agent.test_context()`` on agents/readings.py with the real RocksDB table
 records queue in the unstarted producer) and the readings of bench/stream_throughput.py, each
 handler (live, consumption, battery) timed inside the agent, optionally under cProfile.
 
-    .venv/bin/python bench/stream_agents.py [--readings 4000] [--pdls 200] [--profile]
+    .venv/bin/python bench/stream_agents.py [--readings 4000] [--pdls 200] [--profile] [--payload-json]
+
+``--payload-json`` also keeps every payload the run encoded for Redis and reports, on them,
+stream/payload_json.py (orjson) against the standard library's ``json.dumps`` (the baseline, same
+run): microseconds per payload and how many encodings are byte-identical.
 
 Includes test_context's own per-put overhead (about 0.05 ms, in "agent" only); compare
 handlers, not absolutes.
@@ -70,14 +74,50 @@ async def run(n: int, pdls: int, profile: bool) -> dict[str, float]:
     return out
 
 
+def payload_json_report(payloads: list[Any]) -> str:
+    """orjson (stream/payload_json.py) vs the standard library on the payloads of the run."""
+    import json
+
+    from stream import payload_json
+
+    def stdlib(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+    same = sum(payload_json.dumps(p) == stdlib(p) for p in payloads)
+    timings = {}
+    for name, encode in (("json", stdlib), ("orjson", payload_json.dumps)):
+        start = time.perf_counter()
+        for _ in range(3):
+            for p in payloads:
+                encode(p)
+        timings[name] = (time.perf_counter() - start) / 3 / max(1, len(payloads)) * 1e6
+    return (f"payload JSON: {len(payloads)} payloads, {same} byte-identical; json {timings['json']:.1f} us, "
+            f"orjson {timings['orjson']:.1f} us per payload ({timings['json'] / timings['orjson']:.1f}x)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--readings", type=int, default=4000)
     parser.add_argument("--pdls", type=int, default=200)
     parser.add_argument("--profile", action="store_true", help="run the readings agent under cProfile")
+    parser.add_argument("--payload-json", action="store_true", help="orjson vs json.dumps on the run's payloads")
     args = parser.parse_args()
+    payloads: list[Any] = []
+    if args.payload_json:
+        from stream import payload_json
+
+        encode = payload_json.dumps
+
+        def keeping(obj: Any) -> bytes:
+            payloads.append(obj)
+            return encode(obj)
+
+        payload_json.dumps = keeping  # type: ignore[assignment]  # looked up at each call
     for name, ms in asyncio.run(run(args.readings, args.pdls, args.profile)).items():
         print(f"{name:<32} {ms:.3f} ms/reading")
+    if args.payload_json:
+        payload_json.dumps = encode  # type: ignore[assignment]
+        print(payload_json_report(payloads))
     return 0
 
 

@@ -1,9 +1,10 @@
 """JSON bytes of the Redis payloads (live, conso, battery, surplus, alerts), with orjson.
 
-About 4x faster than ``json.dumps(..., separators=(",", ":"), ensure_ascii=False).encode()``
-on our payloads (21 vs 5 us each, docs/performance.md) and the same bytes: compact separators,
-UTF-8 without escaping, keys in insertion order: identical on all 5,047 payloads of a
-bench/stream_agents.py run (2026-12-03) and on the edge cases of tests/unit/test_payload_json.py.
+About 6x faster than ``json.dumps(..., separators=(",", ":"), ensure_ascii=False).encode()``
+on our payloads (18.8 vs 3.0 us each: ``bench/stream_agents.py --payload-json``,
+docs/performance.md) and the same bytes: compact separators, UTF-8 without escaping, keys in
+insertion order: identical on all 6,997 payloads of that run (2026-12-03) and on the edge cases
+of tests/unit/test_payload_json.py.
 The one known difference is the spelling of floats below 1e-4 (``0.00001`` instead of
 ``1e-05``: the same number to every JSON parser); our payloads carry Wh as integers and euros
 rounded to the cent.
