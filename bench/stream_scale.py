@@ -73,8 +73,9 @@ def readings(pdls: int, per_pdl: int, age_days: float, seed: int = 3) -> list[tu
     return out
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "faust", "-A", "stream.app", "worker", "-l", "warn"]
+def start_worker(env: dict[str, str], log: Path, memory_report: str | None = None) -> subprocess.Popen[bytes]:
+    head = [str(ROOT / "bench" / "memprobe.py"), memory_report] if memory_report else ["-m", "faust"]
+    cmd = [sys.executable, *head, "-A", "stream.app", "worker", "-l", "warn"]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
@@ -101,6 +102,10 @@ def main() -> int:
                              "on top of --env (same fold, same changelogs); default: one restart")
     parser.add_argument("--profile-restart", metavar="FILE.svg",
                         help="py-spy (PY_SPY or py-spy on PATH) records the restarted worker until it folds again (.txt: collapsed stacks)")
+    parser.add_argument("--memory-report", metavar="FILE",
+                        help="run the first worker under tracemalloc (bench/memprobe.py, slower: its rates are not "
+                             "the bench's) and write where its memory is to FILE after the steady-state wait")
+    parser.add_argument("--no-restart", action="store_true", help="stop after the steady state (no restart)")
     args = parser.parse_args()
     cfg = local_stack.StackConfig.from_env()
     local_stack.up(cfg, quiet=True)
@@ -117,7 +122,7 @@ def main() -> int:
     env = worker_env(cfg, topic, app_id, ROOT, dict(item.split("=", 1) for item in args.env),
                      LINKY_DATADIR=str(tmp / "data"), LINKY_WEB_PORT=str(port))  # fmt: skip
     log = tmp / "worker.log"
-    proc = start_worker(env, log)
+    proc = start_worker(env, log, args.memory_report)
     samples: list[tuple[float, float]] = []
     try:
         deadline = time.monotonic() + 3600
@@ -145,6 +150,8 @@ def main() -> int:
         print(f"timer: {checks:.0f} PDL checks, {ticks:.0f} ticks sent; redis: {late:.0f} late round trips, "
               f"{down:.0f} payloads dropped")  # fmt: skip
         print(f"RSS: {rss_end:.0f} MB when done, {rss_mb(proc.pid):.0f} MB {args.steady_seconds:.0f} s later")
+        if args.memory_report:
+            _memory_report(Path(args.memory_report))
         records = asyncio.run(changelog_records(cfg.bootstrap_servers, app_id))
         size = changelog_bytes(cfg, app_id)
         print(f"changelogs: {records} records written ({records / n:.2f} per reading), {size / 1e6:.1f} MB "
@@ -152,6 +159,8 @@ def main() -> int:
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    if args.no_restart:
+        return 0
     # restart on an EMPTY data dir: recovery from the changelogs, once per --restart variant
     for i, variant in enumerate(args.restart or [""]):
         extra = dict(item.split("=", 1) for item in variant.split(",") if item)
@@ -163,6 +172,16 @@ def main() -> int:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
     return 0
+
+
+def _memory_report(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".go").touch()
+    deadline = time.monotonic() + 300
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(1.0)
+    time.sleep(1.0)  # written in one go; give it a moment to close
+    print(f"memory report: {path}" if path.exists() else f"memory report: none after 300 s ({path})")
 
 
 def _restart(previous: subprocess.Popen[bytes] | None, env: dict[str, str], log: Path, port: int, topic: str,

@@ -1,0 +1,64 @@
+"""Run a faust worker with tracemalloc on, and write where its Python memory is on request.
+
+    python bench/memprobe.py REPORT -A stream.app worker -l warn
+
+Everything after REPORT is faust's command line. Creating ``REPORT.go`` makes the worker write
+REPORT (then delete the trigger): RSS, the Python heap tracemalloc sees, the top allocation sites
+by line and by file, and the most numerous object types (gc). What RSS has beyond the traced heap
+is native memory: RocksDB (block cache, memtables), OpenSSL, the interpreter. Used by
+``bench/stream_scale.py --memory-report``; tracemalloc slows the worker, so its rates are not
+the bench's figures.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import os
+import sys
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+
+def report(path: Path, top: int = 40) -> None:
+    gc.collect()
+    snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+    traced, peak = tracemalloc.get_traced_memory()
+    rss = next((line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmRSS:")), "?")  # fmt: skip
+    lines = [f"RSS {int(rss) / 1024:.0f} MB; traced Python heap {traced / 2**20:.1f} MB (peak {peak / 2**20:.1f} MB)", ""]
+    for key in ("lineno", "filename"):
+        stats = snap.statistics(key)
+        lines.append(f"## top {top} by {key} (of {sum(s.size for s in stats) / 2**20:.1f} MB)")
+        lines += [f"{s.size / 2**20:8.2f} MB {s.count:9d} blocks  {s.traceback[0]}" for s in stats[:top]]
+        lines.append("")
+    counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+    lines.append(f"## top {top} object types tracked by gc")
+    lines += [f"{n:9d}  {name}" for name, n in counts.most_common(top)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _watch(path: Path) -> None:
+    trigger = path.with_name(path.name + ".go")
+    while True:
+        if trigger.exists():
+            trigger.unlink()
+            report(path)
+        time.sleep(0.5)
+
+
+def main() -> None:
+    path = Path(sys.argv[1]).resolve()
+    sys.path.insert(0, os.getcwd())  # the app (faust -A stream.app), as `python -m faust` would have it
+    tracemalloc.start(int(os.environ.get("LINKY_BENCH_TRACEMALLOC_FRAMES", "1")))
+    threading.Thread(target=_watch, args=(path,), daemon=True, name="memprobe").start()
+    sys.argv = ["faust", *sys.argv[2:]]
+    from faust.cli.faust import cli
+
+    cli()
+
+
+if __name__ == "__main__":
+    main()
