@@ -51,3 +51,19 @@ def test_what_the_standard_library_refuses_is_still_refused(value: Any) -> None:
 
 def test_bytes_pass_through_the_publisher_encoder() -> None:
     assert encode(b'{"a":1}') == b'{"a":1}' and encode(bytearray(b"x")) == b"x"
+
+
+def test_payload_bytes_are_right_sized() -> None:
+    """orjson's own bytes keep its whole write buffer (4 KiB and more); what we keep must not."""
+    import tracemalloc
+
+    payload = {"pdl": "12345678901234", "power_va": 1830, "series": list(range(600))}
+    tracemalloc.start()
+    try:
+        kept = [payload_json.dumps(payload) for _ in range(200)]
+        held = sum(s.size for s in tracemalloc.take_snapshot().statistics("filename")
+                   if s.traceback[0].filename == payload_json.__file__)  # fmt: skip
+    finally:
+        tracemalloc.stop()
+    assert kept[0] == json.dumps(payload, separators=(",", ":")).encode()
+    assert held < 200 * (len(kept[0]) + 100), held  # the bytes and a bytes header, not a buffer each
