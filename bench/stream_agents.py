@@ -64,7 +64,7 @@ async def run(n: int, pdls: int, profile: bool) -> dict[str, float]:
                 await tested.put(value, key=key, partition=int.from_bytes(key[-2:], "big") % 4)
             if prof:
                 prof.disable()
-                pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+                pstats.Stats(prof).sort_stats(os.environ.get("LINKY_BENCH_PROFILE_SORT", "cumulative")).print_stats(40)
             total = time.perf_counter() - start
     finally:
         for name, module in handlers.items():
