@@ -103,8 +103,9 @@ def main() -> int:
     parser.add_argument("--profile-restart", metavar="FILE.svg",
                         help="py-spy (PY_SPY or py-spy on PATH) records the restarted worker until it folds again (.txt: collapsed stacks)")
     parser.add_argument("--memory-report", metavar="FILE",
-                        help="run the first worker under tracemalloc (bench/memprobe.py, slower: its rates are not "
-                             "the bench's) and write where its memory is to FILE after the steady-state wait")
+                        help="run the first worker under bench/memprobe.py and write where its memory is to FILE after the "
+                             "steady-state wait, and RSS before/after malloc_trim (tracemalloc is on unless "
+                             "--env LINKY_BENCH_TRACEMALLOC_FRAMES=0; with it the rates are not the bench's)")
     parser.add_argument("--no-restart", action="store_true", help="stop after the steady state (no restart)")
     args = parser.parse_args()
     cfg = local_stack.StackConfig.from_env()
