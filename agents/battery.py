@@ -75,6 +75,11 @@ REFOLDS = Counter(
 )
 TICKS_SENT = Counter("linky_battery_ticks_sent_total", "Ticks sent by the battery timer (month end, silence)")
 TIMER_CHECKS = Counter("linky_battery_timer_checks_total", "PDL states the battery timer looked at (the due ones)")
+SETTLES = Counter(
+    "linky_battery_publish_settles_total",
+    "Readings whose PDL had a tick's publishes waiting for a flush: flushed first (ok) or not (failed)",
+    ["outcome"],
+)
 TIMER_SCHEDULED = Gauge("linky_battery_timer_scheduled", "PDLs of this worker with a scheduled timer check")
 
 
@@ -205,6 +210,23 @@ def handle(
         alerts.publish_events(after.alerts, alert_events, prefs)
 
     _order.now(pdl, emit)  # at once, unless a tick's publishes of this PDL wait for their flush
+
+
+def publishes_wait() -> bool:
+    """Whether any PDL's publishes wait for a flush (a tick's, a contract change's): O(1)."""
+    return _order.waits()
+
+
+async def settle(pdl: str) -> None:
+    """Before a reading of ``pdl`` is folded: if a tick's publishes of this PDL still wait for
+    their flush, flush now (stream/writeback.py ``PublishOrder.settle``), so the reading's own
+    publishes go out at once and are covered by the publish barrier of the flush that makes its
+    state durable. Else a crash right after one flush holding both states would lose them."""
+    if _order.waits(pdl):
+        settled = await _order.settle(pdl)
+        SETTLES.labels("ok" if settled else "failed").inc()
+        if not settled:
+            log.warning("battery: publishes of %s queue behind a flush that did not complete", pdl)
 
 
 def _bill_projection(pdl: str, state: LedgerState, contract: Contract | None) -> BillProjection | None:

@@ -50,6 +50,8 @@ async def readings_agent(stream):  # type: ignore[no-untyped-def]
             await _maybe_flush()
             continue
         value = verdict.value
+        if battery.publishes_wait() and key:  # a tick's publishes of this PDL first (agents/battery.py)
+            await battery.settle(key.decode(errors="replace"))
         try:
             live.handle(key, value, partition, received_at)
         except Exception:  # a bug must not stop the other handlers: count, log, go on

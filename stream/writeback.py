@@ -298,12 +298,13 @@ class WriteBack:
         """Whether anything (writes or held events) waits for a flush."""
         return bool(self._parts)
 
-    def flush_soon(self) -> None:
+    def flush_soon(self, partitions: Iterable[int] | None = None) -> asyncio.Future[int]:
         """Start a flush in the background (the readings agent goes on folding into a new buffer
-        while the changelog records are written and acknowledged)."""
-        task = asyncio.ensure_future(self.flush())
+        while the changelog records are written and acknowledged); ``drain`` waits for it."""
+        task = asyncio.ensure_future(self.flush(partitions))
         self._tasks.add(task)
         task.add_done_callback(self._flush_done)
+        return task
 
     def _flush_done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
@@ -439,11 +440,19 @@ class PublishOrder:
     change is not replayed, so what it publishes waits for the flush that holds its state
     (``after_flush``): otherwise a crash could lose the state of an ``open`` already published,
     and the ``clear`` would never come. A later reading's publishes for the same PDL queue behind
-    the waiting ones (``now``), so subscribers never see the ``clear`` before the ``open``."""
+    the waiting ones (``now``), so subscribers never see the ``clear`` before the ``open``.
+
+    A reading must not wait that way, though: its state would then reach the changelog in the
+    same flush as the tick's, before its publishes are even queued, and a crash right after that
+    flush would lose them for good (the replay finds the reading folded and publishes nothing;
+    the flush's publish barrier only covers what is queued when it starts). So the readings
+    agent calls ``settle`` first: the tick's flush is done before the reading is folded, and
+    the reading's publishes go out at once, ahead of the flush that makes its state durable."""
 
     def __init__(self, writeback: WriteBack) -> None:
         self._writeback = writeback
-        self._queues: dict[str, list[list[Any]]] = {}  # key -> [[emit, ready], ...] in publish order
+        self._queues: dict[str, list[list[Any]]] = {}  # key -> [[emit, ready, partition], ...] in publish order
+        self._drained: dict[str, asyncio.Future[None]] = {}  # key -> done when its queue empties
 
     def now(self, key: str, emit: Callable[[], None]) -> None:
         """Publish now, or behind the publishes of ``key`` still waiting for a flush."""
@@ -458,13 +467,52 @@ class PublishOrder:
         if not self._writeback.enabled and key not in self._queues:
             emit()
             return
-        entry: list[Any] = [emit, False]
+        entry: list[Any] = [emit, False, partition]
         self._queues.setdefault(key, []).append(entry)
         self._writeback.after_flush(partition, lambda: self._ready(key, entry))
 
     def waiting(self) -> int:
         """Publishes queued behind a flush (all PDLs)."""
         return sum(len(q) for q in self._queues.values())
+
+    def waits(self, key: str | None = None) -> bool:
+        """Whether a publish of ``key`` (of any key: None) waits for a flush; O(1)."""
+        return key in self._queues if key is not None else bool(self._queues)
+
+    async def settle(self, key: str, timeout: float = 30.0) -> bool:
+        """Return once no publish of ``key`` waits for a flush: flush the partitions still
+        buffering those states now, and wait for a flush already writing them. Called before a
+        reading of ``key`` is folded (see the class docstring). False when a flush failed or
+        ``timeout`` passed: the reading's publishes then queue behind, as ``now`` does."""
+        if key not in self._queues:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while key in self._queues:
+            partitions = sorted({entry[2] for entry in self._queues[key] if not entry[1]})
+            # in the background (never cancelled halfway), waited for at most until the deadline;
+            # a partition already taken by a flush in flight flushes nothing here
+            flush = self._writeback.flush_soon(partitions)
+            await asyncio.wait({flush}, timeout=max(0.0, deadline - loop.time()))
+            if not flush.done():
+                log.warning("publishes of %s still wait for a flush after %.0f s", key, timeout)
+                return False
+            if flush.cancelled() or flush.exception() is not None:  # logged and counted by the flush
+                return False
+            if key not in self._queues:
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning("publishes of %s still wait for a flush after %.0f s", key, timeout)
+                return False
+            drained = self._drained.get(key)
+            if drained is None or drained.done():
+                drained = self._drained[key] = loop.create_future()
+            try:  # a flush in flight holds them; short waits, so a flush that failed is retried above
+                await asyncio.wait_for(asyncio.shield(drained), min(remaining, 0.25))
+            except asyncio.TimeoutError:
+                pass
+        return True
 
     def _ready(self, key: str, entry: list[Any]) -> None:
         entry[1] = True
@@ -477,6 +525,9 @@ class PublishOrder:
                 log.exception("queued publish of %s failed", key)
         if not queue:
             self._queues.pop(key, None)
+            drained = self._drained.pop(key, None)
+            if drained is not None and not drained.done():
+                drained.set_result(None)
 
 
 def _set(table: Any, partition: int, key: bytes, raw: bytes) -> Awaitable[tuple[Any, Any]] | None:

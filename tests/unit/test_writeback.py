@@ -285,6 +285,73 @@ async def test_publish_order_holds_a_pdls_later_publishes_behind_one_waiting_for
     assert out[-1] == "P reading 3"
 
 
+async def test_settle_writes_a_waiting_tick_first_so_a_readings_publishes_precede_its_own_flush() -> None:
+    """A reading of a PDL whose tick publish waits for a flush: without ``settle`` the reading's
+    state joins the tick's in one flush while its publishes wait behind the tick's, i.e. it is
+    written before they are queued, and a crash right after loses them for good. With ``settle``
+    (what the readings agent does first) the tick's flush is done before the reading is folded,
+    and every publish of the reading is queued before the flush that writes its state starts."""
+    events: list[str] = []
+    table = ChangelogTable("ledger", [])
+
+    def barrier() -> Any:  # what the flush of the reading's state waits for
+        events.append("flush takes its buffer")
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        done.set_result(True)
+        return done
+
+    wb = WriteBack(source_topic="readings", interval_seconds=5, monotonic=lambda: 0.0, barrier=barrier)
+    wb.register(table)
+    order = PublishOrder(wb)
+    wb.put(table, b"P", 0, b"silent open")
+    order.after_flush("P", 0, lambda: events.append("tick open published"))
+    assert order.waits("P") and order.waits() and not order.waits("Q")
+    settle = asyncio.ensure_future(order.settle("P"))
+    await asyncio.sleep(0.01)
+    assert events == ["flush takes its buffer"] and not settle.done()  # waiting for Kafka's ack
+    table.futures[0].set_result(None)
+    assert await settle is True and events[-1] == "tick open published" and not order.waits()
+    wb.put(table, b"P", 0, b"silent cleared")  # the reading, folded after settle
+    order.now("P", lambda: events.append("reading clear published"))
+    flush = asyncio.ensure_future(wb.flush())
+    await asyncio.sleep(0.01)
+    table.futures[1].set_result(None)
+    await flush
+    assert events == ["flush takes its buffer", "tick open published",
+                      "reading clear published", "flush takes its buffer"]  # fmt: skip
+    assert table[b"P"] == b"silent cleared"
+
+
+async def test_settle_waits_for_a_flush_already_writing_the_tick_and_reports_a_failed_one() -> None:
+    table = ChangelogTable("ledger", [])
+    wb, _ = make()
+    wb.register(table)
+    order = PublishOrder(wb)
+    out: list[str] = []
+    wb.put(table, b"P", 0, b"month closed")
+    order.after_flush("P", 0, lambda: out.append("tick"))
+    in_flight = asyncio.ensure_future(wb.flush())  # took the tick's buffer, waits for its ack
+    await asyncio.sleep(0)
+    settle = asyncio.ensure_future(order.settle("P"))
+    await asyncio.sleep(0.05)
+    assert not settle.done() and out == []
+    table.futures[0].set_result(None)
+    await in_flight
+    assert await asyncio.wait_for(settle, 1) is True and out == ["tick"]
+    assert await order.settle("P") is True  # nothing waits: at once
+
+    wb.put(table, b"P", 0, b"silent open")
+    order.after_flush("P", 0, lambda: out.append("tick 2"))
+    settle = asyncio.ensure_future(order.settle("P"))
+    await asyncio.sleep(0.01)
+    table.futures[1].set_exception(RuntimeError("broker gone"))  # the flush fails: buffer given back
+    assert await settle is False and order.waits("P") and out == ["tick"]
+    assert await order.settle("P", timeout=0.05) is False  # still failing: bounded, never stuck
+    table.futures[2].set_result(None)  # that flush goes on in the background and completes late
+    await wb.drain()
+    assert out == ["tick", "tick 2"] and not order.waits()
+
+
 def test_publish_order_without_write_back_publishes_at_once() -> None:
     wb, _ = make(interval=0)
     order = PublishOrder(wb)
