@@ -81,6 +81,9 @@ SETTLES = Counter(
     ["outcome"],
 )
 TIMER_SCHEDULED = Gauge("linky_battery_timer_scheduled", "PDLs of this worker with a scheduled timer check")
+Gauge("linky_battery_publishes_waiting_for_flush",
+      "Publishes of ticks and contract changes waiting for the flush that makes their state durable",
+      ).set_function(_order.waiting)  # fmt: skip
 
 
 def load(pdl: str) -> LedgerState | None:
