@@ -46,6 +46,15 @@ FOLD_LATENCY = Histogram(
     "before Redis",
     buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0),
 )
+MALLOC_TRIM = Histogram(
+    "linky_stream_malloc_trim_seconds",
+    "Time of each malloc_trim(0) (stream/allocator.py): the event loop waits that long",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
+MALLOC_TRIM_RELEASED = Counter(
+    "linky_stream_malloc_trim_released_bytes_total",
+    "Resident bytes malloc_trim(0) gave back to the system (RSS before minus after each call)",
+)
 REDIS_LATE = Counter(
     "linky_redis_late_round_trips_total",
     "Redis round trips that timed out while Redis answered a PING at once: the worker's own event "

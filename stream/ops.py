@@ -28,7 +28,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from stream import clock, metrics
+from stream import allocator, clock, metrics
 from stream.app import app, settings
 from stream.state import publisher
 
@@ -166,6 +166,23 @@ def publish_rates(window: float = 60.0) -> dict[str, float | None]:
 @app.timer(interval=settings.metrics_interval_seconds)
 async def _sample_publish() -> None:
     sample_publish_counters()
+
+
+def trim_heap() -> None:
+    """malloc_trim(0) once, timed and counted (stream/allocator.py)."""
+    result = allocator.trim()
+    if result is not None:
+        took, released = result
+        metrics.MALLOC_TRIM.observe(took)
+        metrics.MALLOC_TRIM_RELEASED.inc(released)
+
+
+async def _trim_heap_timer() -> None:
+    trim_heap()
+
+
+if settings.malloc_trim_seconds > 0:
+    app.timer(interval=settings.malloc_trim_seconds, name="stream.ops.trim_heap")(_trim_heap_timer)
 
 
 # --------------------------------------------------------------------------- health

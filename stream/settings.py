@@ -56,6 +56,8 @@ class Settings:
     rocksdb_block_cache_bytes: int = 64 * 1024 * 1024  # ONE block cache shared by every table partition
     rocksdb_write_buffer_bytes: int = 2 * 1024 * 1024  # memtable per table partition (faust: 64 MiB)
     rocksdb_memtable_budget_bytes: int = 16 * 1024 * 1024  # all memtables of the worker, charged to the block cache (0 = no budget)
+    malloc_arena_max: int = 2  # glibc malloc arenas at most (stream/allocator.py; 0 = glibc's default)
+    malloc_trim_seconds: float = 60.0  # give freed heap back to the system this often (0 = never)
     decode_cache_entries: int = 5_000  # decoded table values kept per cache (stream/decode_cache.py)
     rocksdb_wal: bool = False  # RocksDB write-ahead log of local tables (the changelogs are the durable copy)
     producer_linger_seconds: float = 0.02  # faust's producer_linger: changelog records are batched this long
