@@ -53,7 +53,7 @@ class Settings:
     kafka_group_instance_id: str = ""  # static group membership: a stable, unique name per worker; its restart then does not wait for the session timeout ("" = dynamic)
     kafka_commit_interval_seconds: float = 2.8  # offset commit timer (faust's broker_commit_interval)
     kafka_fetch_max_wait_ms: int = 100  # how long the broker may hold the worker's fetch (faust hard-codes 1500)
-    rocksdb_block_cache_bytes: int = 64 * 1024 * 1024  # ONE block cache shared by every table partition
+    rocksdb_block_cache_bytes: int = 32 * 1024 * 1024  # ONE block cache shared by every table partition
     rocksdb_write_buffer_bytes: int = 2 * 1024 * 1024  # memtable per table partition (faust: 64 MiB)
     rocksdb_memtable_budget_bytes: int = 16 * 1024 * 1024  # all memtables of the worker, charged to the block cache (0 = no budget)
     malloc_arena_max: int = 2  # glibc malloc arenas at most (stream/allocator.py; 0 = glibc's default)
