@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.stream_throughput import _free_port, changelog_records, fill_topic, metric, rss_mb, worker_env  # noqa: E402
+from bench.stream_throughput import _free_port, changelog_records, fill_topic, metric, metric_in, rss_mb, scrape, worker_env  # noqa: E402
 from deploy.local import stack as local_stack  # noqa: E402
 from stream import clock  # noqa: E402
 
@@ -143,7 +143,7 @@ def main() -> int:
         rss_end = rss_mb(proc.pid)
         print(f"folded {cb:.0f} readings in {tb - ta:.0f} s: {(cb - ca) / (tb - ta):.0f} readings/s, "
               f"lowest 10 s window {min(windows) if windows else float('nan'):.0f} readings/s")  # fmt: skip
-        time.sleep(args.steady_seconds)
+        _steady(port, proc.pid, args.steady_seconds)
         checks = metric(port, "linky_battery_timer_checks_total", {})
         ticks = metric(port, "linky_battery_ticks_sent_total", {})
         late = metric(port, "linky_redis_late_round_trips_total", {})
@@ -173,6 +173,24 @@ def main() -> int:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
     return 0
+
+
+def _steady(port: int, pid: int, seconds: float, every: float = 10.0) -> None:
+    """Wait ``seconds`` after the fold, printing every ``every`` s the worker's RSS, the readings
+    and ticks it still folds, and where RocksDB's memory is (linky_stream_rocksdb_memory_bytes)."""
+    start = time.monotonic()
+    print("  after fold  RSS MB  readings  ticks  rocksdb MB: cache pinned memtables table_readers")
+    while True:
+        text = scrape(port)
+        rocks = [metric_in(text, "linky_stream_rocksdb_memory_bytes", {"kind": k}) / 1e6
+                 for k in ("block_cache", "pinned", "memtables", "table_readers")]  # fmt: skip
+        print(f"  {time.monotonic() - start:8.0f} s {rss_mb(pid):7.0f} {metric_in(text, *PROCESSED):9.0f} "
+              f"{metric_in(text, 'linky_battery_ticks_sent_total', {}):6.0f}   "
+              + " ".join(f"{v:6.1f}" for v in rocks))  # fmt: skip
+        left = seconds - (time.monotonic() - start)
+        if left <= 0:
+            return
+        time.sleep(min(every, left))
 
 
 def _memory_report(path: Path) -> None:

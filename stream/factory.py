@@ -200,6 +200,12 @@ class SharedCacheOptions(faust_rocksdb.RocksDBOptions):
                     budget, False, cache)  # allow_stall=False: a full budget flushes, never blocks a write
             options.set_write_buffer_manager(manager)
         factory.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        if self.extra_options.get("cache_index_and_filter_blocks"):
+            # index and filter blocks inside the shared cache, so its size bounds them too
+            # (RocksDB keeps them outside it, one copy per open SST file, by default); the L0
+            # files' blocks stay pinned there, as RocksDB's memory-usage guide recommends
+            factory.set_cache_index_and_filter_blocks(True)
+            factory.set_pin_l0_filter_and_index_blocks_in_cache(True)
         options.set_block_based_table_factory(factory)
         return options
 
@@ -270,4 +276,5 @@ def table_options(cfg: Settings) -> dict[str, Any]:
         "write_buffer_size": cfg.rocksdb_write_buffer_bytes,
         "max_write_buffer_number": 2,
         "memtable_budget_bytes": cfg.rocksdb_memtable_budget_bytes,
+        "cache_index_and_filter_blocks": cfg.rocksdb_cache_index_and_filter_blocks,
     }

@@ -74,6 +74,13 @@ SNAPSHOTS_REWRITTEN = Counter(
 TABLE_KEYS = Gauge(
     "linky_stream_table_keys", "Keys in each table on this worker (RocksDB estimate, all local partitions)", ["table"]
 )
+ROCKSDB_MEMORY = Gauge(
+    "linky_stream_rocksdb_memory_bytes",
+    "RocksDB memory of this worker's tables (all local partitions): block_cache is the one shared "
+    "cache (memtables charged to it included), pinned the part of it that cannot be evicted, "
+    "memtables the memtables, table_readers the index and filter blocks held outside the cache",
+    ["kind"],
+)
 RECOVERY_REMAINING = Gauge(
     "linky_stream_recovery_remaining_records",
     "Changelog records still to replay before tables are up to date (active: partitions this worker "
@@ -99,6 +106,33 @@ def update_table_gauges(tables: Iterable[Any]) -> None:
             log.debug("table key estimate failed for %s", getattr(table, "name", table), exc_info=True)
             continue
         TABLE_KEYS.labels(table.name).set(total)
+
+
+_ROCKSDB_PROPERTIES = {  # kind -> (RocksDB property, summed over partitions (or one shared value))
+    "block_cache": ("rocksdb.block-cache-usage", False),
+    "pinned": ("rocksdb.block-cache-pinned-usage", False),
+    "memtables": ("rocksdb.cur-size-all-mem-tables", True),
+    "table_readers": ("rocksdb.estimate-table-readers-mem", True),
+}
+
+
+def update_rocksdb_memory(tables: Iterable[Any]) -> None:
+    """Refresh ``linky_stream_rocksdb_memory_bytes`` from RocksDB's memory properties. The block
+    cache is shared by every partition (stream/factory.py), so each reports the same usage: the
+    largest is kept, not the sum."""
+    values = dict.fromkeys(_ROCKSDB_PROPERTIES, 0)
+    for table in tables:
+        try:
+            dbs = list(getattr(table.data, "_dbs", {}).values())
+            for db in dbs:
+                for kind, (prop, summed) in _ROCKSDB_PROPERTIES.items():
+                    value = int(db.property_int_value(prop) or 0)
+                    values[kind] = values[kind] + value if summed else max(values[kind], value)
+        except Exception:  # a partition closed by a rebalance under us: next round
+            log.debug("rocksdb memory properties failed for %s", getattr(table, "name", table), exc_info=True)
+            return
+    for kind, value in values.items():
+        ROCKSDB_MEMORY.labels(kind).set(value)
 
 
 def update_recovery_gauges(app: Any) -> None:

@@ -56,6 +56,7 @@ class Settings:
     rocksdb_block_cache_bytes: int = 32 * 1024 * 1024  # ONE block cache shared by every table partition
     rocksdb_write_buffer_bytes: int = 2 * 1024 * 1024  # memtable per table partition (faust: 64 MiB)
     rocksdb_memtable_budget_bytes: int = 16 * 1024 * 1024  # all memtables of the worker, charged to the block cache (0 = no budget)
+    rocksdb_cache_index_and_filter_blocks: bool = False  # SST index and bloom-filter blocks charged to the block cache (else held outside it, unbounded)
     malloc_arena_max: int = 2  # glibc malloc arenas at most (stream/allocator.py; 0 = glibc's default)
     malloc_trim_seconds: float = 60.0  # give freed heap back to the system this often (0 = never)
     decode_cache_entries: int = 5_000  # decoded table values kept per cache (stream/decode_cache.py)

@@ -219,4 +219,5 @@ async def _flush_before_revoke(partitions: Any) -> None:
 @app.timer(interval=settings.metrics_interval_seconds)
 async def refresh_gauges() -> None:
     metrics.update_table_gauges([live_table, consumption_table])
+    metrics.update_rocksdb_memory(list(app.tables.values()))
     metrics.update_recovery_gauges(app)

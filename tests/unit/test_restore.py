@@ -297,3 +297,65 @@ async def test_the_app_table_get_reads_the_store_once(tmp_path: Any) -> None:
     reads.clear()
     assert faust.Table.get(table, b"pdl-1") == b"doc" and faust.Table.get(table, b"absent") is None  # same answers
     assert len(reads) == 3  # faust's own: contains + get for the present key, contains for the absent one
+
+
+# --- the store's RocksDB options (stream/factory.py SharedCacheOptions), read back from RocksDB ---
+
+from stream.factory import table_options  # noqa: E402
+from stream.settings import Settings  # noqa: E402
+
+
+def _rocksdb_table_options(tmp_path: Any, name: str, cfg: Settings) -> dict[str, str]:
+    """The block-based table options RocksDB itself wrote (its OPTIONS-* file) for a partition
+    opened with the worker's table options."""
+    app = faust.App(f"t-{name}", datadir=str(tmp_path), store="linky-rocksdb://", key_serializer="raw",
+                    value_serializer="raw")  # fmt: skip
+    table = app.Table(name, partitions=1, key_type=bytes, value_type=bytes, options=table_options(cfg))
+    db = table.data._db_for_partition(0)
+    db[b"k"] = b"v"
+    files = sorted(tmp_path.rglob("OPTIONS-*"))
+    assert files, "RocksDB wrote no OPTIONS file"
+    section, found = "", {}
+    for line in files[-1].read_text().splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section.startswith("[TableOptions/BlockBasedTable") and "=" in line:
+            k, v = line.split("=", 1)
+            found[k.strip()] = v.strip()
+    return found
+
+
+def test_index_and_filter_blocks_stay_outside_the_cache_by_default(tmp_path: Any) -> None:
+    found = _rocksdb_table_options(tmp_path, "plain", Settings())
+    assert found["cache_index_and_filter_blocks"] == "false"
+
+
+def test_index_and_filter_blocks_charged_to_the_shared_cache_when_asked(tmp_path: Any) -> None:
+    found = _rocksdb_table_options(tmp_path, "charged", Settings(rocksdb_cache_index_and_filter_blocks=True))
+    assert found["cache_index_and_filter_blocks"] == "true"
+    assert found["pin_l0_filter_and_index_blocks_in_cache"] == "true"
+
+
+def test_rocksdb_memory_gauges_read_the_real_store(tmp_path: Any) -> None:
+    from stream import metrics
+
+    app = faust.App("t-mem", datadir=str(tmp_path), store="linky-rocksdb://", key_serializer="raw",
+                    value_serializer="raw")  # fmt: skip
+    cfg = Settings(rocksdb_cache_index_and_filter_blocks=True)
+    table = app.Table("mem", partitions=2, key_type=bytes, value_type=bytes, options=table_options(cfg))
+    for partition in (0, 1):
+        db = table.data._db_for_partition(partition)
+        for i in range(2000):
+            db[b"k%05d" % i] = b"v" * 100
+    metrics.update_rocksdb_memory([table])
+    memtables = metrics.ROCKSDB_MEMORY.labels("memtables")._value.get()
+    assert memtables >= 2 * 2000 * 100  # both partitions' memtables, summed
+    cache = metrics.ROCKSDB_MEMORY.labels("block_cache")._value.get()
+    assert cache >= memtables * 0.5  # the memtables' memory is charged to the shared cache (the budget)
+    for partition in (0, 1):
+        table.data._db_for_partition(partition).flush()
+    for i in range(0, 2000, 7):
+        assert table.data._db_for_partition(0)[b"k%05d" % i] == b"v" * 100
+    metrics.update_rocksdb_memory([table])
+    assert metrics.ROCKSDB_MEMORY.labels("pinned")._value.get() > 0  # L0 index/filter blocks pinned in the cache
