@@ -22,6 +22,7 @@ Conventions:
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -42,7 +43,10 @@ __all__ = [
 
 def to_utc(when: datetime) -> datetime:
     """``when`` as an aware UTC datetime; a naive datetime is an error (its offset is unknown)."""
-    if when.tzinfo is None:
+    tzinfo = when.tzinfo
+    if tzinfo is UTC:  # already UTC (nearly every call): astimezone would only copy it
+        return when
+    if tzinfo is None:
         raise ValueError(f"naive datetime {when!r}: times must carry an offset")
     return when.astimezone(UTC)
 
@@ -54,6 +58,7 @@ def local_date(when: datetime, tz: ZoneInfo = PARIS) -> date:
     return when.astimezone(tz).date()
 
 
+@lru_cache(maxsize=4096)  # pure; a few days are asked for at every reading (about 11 years of days)
 def local_midnight(day: date, tz: ZoneInfo = PARIS) -> datetime:
     """00:00 local time of ``day`` as an aware UTC datetime."""
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
