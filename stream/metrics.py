@@ -95,12 +95,17 @@ def channel_kind(channel: str) -> str:
     return channel.rsplit(":", 1)[-1]
 
 
+def _partition_dbs(table: Any) -> list[Any]:
+    """The open RocksDB handles of a table's local partitions (none for an in-memory table)."""
+    return list(getattr(table.data, "_dbs", {}).values())
+
+
 def update_table_gauges(tables: Iterable[Any]) -> None:
     """Refresh ``linky_stream_table_keys`` from RocksDB's key estimates (cheap; no iteration)."""
     for table in tables:
         total = 0
         try:
-            for db in list(getattr(table.data, "_dbs", {}).values()):
+            for db in _partition_dbs(table):
                 total += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
         except Exception:  # a partition closed by a rebalance under us: skip this round
             log.debug("table key estimate failed for %s", getattr(table, "name", table), exc_info=True)
@@ -123,8 +128,7 @@ def update_rocksdb_memory(tables: Iterable[Any]) -> None:
     values = dict.fromkeys(_ROCKSDB_PROPERTIES, 0)
     for table in tables:
         try:
-            dbs = list(getattr(table.data, "_dbs", {}).values())
-            for db in dbs:
+            for db in _partition_dbs(table):
                 for kind, (prop, summed) in _ROCKSDB_PROPERTIES.items():
                     value = int(db.property_int_value(prop) or 0)
                     values[kind] = values[kind] + value if summed else max(values[kind], value)

@@ -186,10 +186,16 @@ def _bulk(fake: FakeConsumer) -> FakeBulk:
     return bulk
 
 
-def _store(tmp_path: Any, name: str) -> tuple[NoWalRocksDBStore, str]:
+def _table(tmp_path: Any, name: str, partitions: int = 2, options: dict[str, Any] | None = None) -> Any:
+    """A faust table on the worker's RocksDB store (``linky-rocksdb://``), raw keys and values."""
     app = faust.App(f"t-{name}", datadir=str(tmp_path), store="linky-rocksdb://", key_serializer="raw",
                     value_serializer="raw")  # fmt: skip
-    table = app.Table(name, partitions=2, key_type=bytes, value_type=bytes, options={"driver": "rocksdict"})
+    return app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes,
+                     options=options or {"driver": "rocksdict"})  # fmt: skip
+
+
+def _store(tmp_path: Any, name: str) -> tuple[NoWalRocksDBStore, str]:
+    table = _table(tmp_path, name)
     assert isinstance(table.data, NoWalRocksDBStore)
     return table.data, table.changelog_topic.get_topic_name()
 
@@ -308,9 +314,7 @@ from stream.settings import Settings  # noqa: E402
 def _rocksdb_table_options(tmp_path: Any, name: str, cfg: Settings) -> dict[str, str]:
     """The block-based table options RocksDB itself wrote (its OPTIONS-* file) for a partition
     opened with the worker's table options."""
-    app = faust.App(f"t-{name}", datadir=str(tmp_path), store="linky-rocksdb://", key_serializer="raw",
-                    value_serializer="raw")  # fmt: skip
-    table = app.Table(name, partitions=1, key_type=bytes, value_type=bytes, options=table_options(cfg))
+    table = _table(tmp_path, name, partitions=1, options=table_options(cfg))
     db = table.data._db_for_partition(0)
     db[b"k"] = b"v"
     files = sorted(tmp_path.rglob("OPTIONS-*"))
@@ -340,10 +344,7 @@ def test_index_and_filter_blocks_charged_to_the_shared_cache_when_asked(tmp_path
 def test_rocksdb_memory_gauges_read_the_real_store(tmp_path: Any) -> None:
     from stream import metrics
 
-    app = faust.App("t-mem", datadir=str(tmp_path), store="linky-rocksdb://", key_serializer="raw",
-                    value_serializer="raw")  # fmt: skip
-    cfg = Settings(rocksdb_cache_index_and_filter_blocks=True)
-    table = app.Table("mem", partitions=2, key_type=bytes, value_type=bytes, options=table_options(cfg))
+    table = _table(tmp_path, "mem", options=table_options(Settings(rocksdb_cache_index_and_filter_blocks=True)))
     for partition in (0, 1):
         db = table.data._db_for_partition(partition)
         for i in range(2000):
