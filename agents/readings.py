@@ -15,15 +15,19 @@ never commits an offset whose readings' state is not in the changelogs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import weakref
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
+
+from faust.streams import _current_event
 
 from agents import battery, consumption, gateways, live
 from agents.contracts import UNRESOLVED, contract_for
 from stream import clock, metrics, ops
-from stream.app import app, readings_topic
+from stream.app import app, readings_topic, settings
 from stream.state import writeback
 
 log = logging.getLogger(__name__)
@@ -32,45 +36,98 @@ LIVE_ERROR = metrics.READINGS.labels(live.AGENT, "error")
 CONSUMPTION_ERROR = metrics.READINGS.labels(consumption.AGENT, "error")
 BATTERY_ERROR = battery.READINGS.labels("error")
 FOLD_LATENCY = metrics.FOLD_LATENCY
+YIELD_EVERY = 100  # readings folded by ``fold_messages`` between two yields to the event loop
 
 
 @app.agent(readings_topic, name="readings")
 async def readings_agent(stream):  # type: ignore[no-untyped-def]
+    """faust's path: used when ``LINKY_READINGS_DIRECT=false`` and in ``test_context``. With the
+    default, the consumer hands this topic's records to ``fold_messages`` instead (the agent
+    stays declared: it is what subscribes the topic and makes its offsets acked ones)."""
     stream = stream.noack()  # acked by the write-back flush, once the state is in the changelog
     await gateways.wait_for_registry()  # first start: the registry before any reading is judged
     async for event in stream.events():
-        key, raw = event.key, event.value
-        partition = event.message.partition
-        ops.note_reading(partition, raw)  # lag age (stream/ops.py)
-        value, received_at = parse(raw)  # once for the trust check and every handler
-        contract = contract_for(key.decode(errors="replace")) if key else UNRESOLVED  # once, handed down
-        verdict = gateways.admit(event, value, contract)  # edge trust before any fold (agents/gateways.py, docs/security.md)
-        if not verdict.accepted:  # refused or quarantined: nothing folded, still acked in order
-            writeback.hold(stream, event)
-            await _maybe_flush()
-            continue
-        value = verdict.value
-        if battery.publishes_wait() and key:  # a tick's publishes of this PDL first (agents/battery.py)
-            await battery.settle(key.decode(errors="replace"))
+        await fold(event, lambda event=event: writeback.hold(stream, event))
+
+
+async def fold_messages(consumer: Any, messages: list[Any]) -> None:
+    """The readings of one fetch, in order, folded straight from faust's consumer
+    (stream/consumer.py ``Consumer._drain_messages``), without faust's per-event path: no
+    ``Event`` through a channel queue, no stream iteration, no per-message tasks (faust wraps each
+    delivery in ``wait_first``, four tasks a message). Everything else is as in the agent: the
+    same ``fold`` per reading, ``_current_event`` set to the reading (table reads go to its
+    partition), flow control acquired before each reading (suspended during a rebalance), and
+    the message acked through the consumer only after the flush that holds its state
+    (``writeback.hold_message``). The consumer runs this under ``wait_first(...,
+    suspend_flow)``, so a rebalance may cancel it at an ``await``: only between readings or
+    before a fold starts (the handlers are synchronous; ``_maybe_flush`` shields its drain), and
+    a message not yet held is not tracked either, so it is simply fetched again after the seek
+    to the committed offsets that follows every rebalance."""
+    await gateways.wait_for_registry()
+    acquire = app.flow_control.acquire
+    track = consumer.track_message
+    hold = writeback.hold_message
+    for n, message in enumerate(messages, 1):
+        await acquire()
+        event = MessageEvent(message)
+        token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
         try:
-            live.handle(key, value, partition, received_at)
-        except Exception:  # a bug must not stop the other handlers: count, log, go on
-            LIVE_ERROR.inc()
-            log.exception("live: reading failed: %.200r", value)
-        try:
-            consumption.handle(key, value, partition, received_at, contract=contract)
-        except Exception:
-            CONSUMPTION_ERROR.inc()
-            log.exception("consumption: reading failed: %.200r", value)
-        try:
-            battery.handle(key, value, partition, received_at, contract=contract)
-        except Exception:
-            BATTERY_ERROR.inc()
-            log.exception("battery: reading failed: %.200r", value)
-        if received_at is not None:
-            FOLD_LATENCY.observe(max(0.0, clock.time() - received_at))
-        writeback.hold(stream, event)
+            await fold(event, lambda message=message: (track(message), hold(consumer, message)))
+        finally:
+            _current_event.reset(token)
+        if n % YIELD_EVERY == 0:  # the publisher and the flushes get the loop (faust: every 100 messages)
+            await asyncio.sleep(0)
+
+
+class MessageEvent:
+    """What ``fold`` and the trust check read of a faust ``Event``, made from a consumer's
+    ``Message`` (raw key and value serializers: the bytes as they are)."""
+
+    __slots__ = ("message", "key", "value", "headers", "__weakref__")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+        self.key = message.key
+        self.value = message.value
+        headers = message.headers
+        self.headers = (headers if isinstance(headers, dict) else dict(headers)) if headers else {}
+
+
+async def fold(event: Any, hold: Callable[[], None]) -> None:
+    """One reading, parsed once, through the trust check and every handler; ``hold()`` then
+    hands its ack to the write-back flush (both paths above)."""
+    key, raw = event.key, event.value
+    partition = event.message.partition
+    ops.note_reading(partition, raw)  # lag age (stream/ops.py)
+    value, received_at = parse(raw)  # once for the trust check and every handler
+    contract = contract_for(key.decode(errors="replace")) if key else UNRESOLVED  # once, handed down
+    verdict = gateways.admit(event, value, contract)  # edge trust before any fold (agents/gateways.py, docs/security.md)
+    if not verdict.accepted:  # refused or quarantined: nothing folded, still acked in order
+        hold()
         await _maybe_flush()
+        return
+    value = verdict.value
+    if battery.publishes_wait() and key:  # a tick's publishes of this PDL first (agents/battery.py)
+        await battery.settle(key.decode(errors="replace"))
+    try:
+        live.handle(key, value, partition, received_at)
+    except Exception:  # a bug must not stop the other handlers: count, log, go on
+        LIVE_ERROR.inc()
+        log.exception("live: reading failed: %.200r", value)
+    try:
+        consumption.handle(key, value, partition, received_at, contract=contract)
+    except Exception:
+        CONSUMPTION_ERROR.inc()
+        log.exception("consumption: reading failed: %.200r", value)
+    try:
+        battery.handle(key, value, partition, received_at, contract=contract)
+    except Exception:
+        BATTERY_ERROR.inc()
+        log.exception("battery: reading failed: %.200r", value)
+    if received_at is not None:
+        FOLD_LATENCY.observe(max(0.0, clock.time() - received_at))
+    hold()
+    await _maybe_flush()
 
 
 async def _maybe_flush() -> None:
@@ -78,7 +135,9 @@ async def _maybe_flush() -> None:
     (Kafka slower than the readings: back-pressure instead of an ever-growing buffer)."""
     if writeback.due():
         if writeback.flushing() >= 2:
-            await writeback.drain()
+            # shielded: a rebalance cancelling ``fold_messages`` here must not stop a flush
+            # halfway (its buffers taken, neither written nor given back)
+            await asyncio.shield(writeback.drain())
         else:
             writeback.flush_soon()
 
@@ -99,3 +158,8 @@ def parse(raw: bytes) -> tuple[Any, float | None]:
     except ValueError:
         received = None
     return reading, received
+
+# The consumer folds this topic's records with ``fold_messages`` (stream/consumer.py) unless
+# ``LINKY_READINGS_DIRECT=false``: then they go through faust's agent above.
+if settings.readings_direct:
+    app.linky_direct_topics = {readings_topic.get_topic_name(): fold_messages}  # type: ignore[attr-defined]

@@ -29,10 +29,12 @@ Fixes, both here:
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any, Mapping, Optional, Set
+from typing import Any, Awaitable, Callable, Mapping, Optional, Set
 
 from aiokafka.errors import IllegalStateError
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -85,6 +87,97 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in every worker test
+        """faust's fetch loop (``faust.transport.consumer.Consumer._drain_messages``, 0.15.3), with
+        one change: the records of a topic in ``app.linky_direct_topics`` (name -> ``async
+        handler(consumer, messages)``) are collected per fetch and handed to that handler in one
+        call, instead of one ``callback(message)`` each. faust runs every delivery under
+        ``wait_first(callback(message), suspend_flow.wait())``: four tasks and an
+        ``asyncio.wait`` per message, before the conductor builds an ``Event`` and queues it for
+        the agent's stream (docs/performance.md, issue 14). The batch runs under the same
+        ``wait_first`` (a rebalance suspends the flow and cancels it; the seek to the committed
+        offsets that follows fetches again what it did not ack). Other topics, and the read-offset
+        and gap bookkeeping, are faust's; records of other topics in the same fetch are delivered
+        after the batch folded before them, so per-partition order is kept."""
+        direct: Mapping[str, Callable[[Any, list[Any]], Awaitable[None]]] = getattr(self.app, "linky_direct_topics", None) or {}
+        if not direct:
+            await super()._drain_messages(fetcher)
+            return
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+
+        async def deliver(handler: Callable[[Any, list[Any]], Awaitable[None]], batch: list[Any]) -> None:
+            await self.wait_first(handler(self, batch), self.suspend_flow.wait())
+
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                ait = getmany(timeout=1.0)
+                await self.sleep(0)
+                if not self.should_stop:
+                    batch: list[Any] = []
+                    batch_handler: Any = None
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every and not batch:
+                            await sleep(0)
+                            num_since_yield = 0
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset:
+                                if acks_enabled_for(message.topic):
+                                    await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            handler = direct.get(message.topic)
+                            if handler is not None:
+                                if batch and handler is not batch_handler:
+                                    await deliver(batch_handler, batch)
+                                    batch = []
+                                batch.append(message)
+                                batch_handler = handler
+                                set_read_offset(tp, offset)  # the next record's gap check sees this one
+                                continue
+                            if batch:  # what came before this record first
+                                await deliver(batch_handler, batch)
+                                batch = []
+                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                            set_read_offset(tp, offset)
+                        else:
+                            self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
+                    if batch:
+                        await deliver(batch_handler, batch)
+                    unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()

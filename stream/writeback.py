@@ -130,7 +130,7 @@ YIELD_EVERY = 100  # keys written between two yields to the event loop during a 
 @dataclass
 class _Partition:
     writes: dict[tuple[str, bytes], Any] = field(default_factory=dict)  # (table, key) -> Entry | TOMBSTONE
-    held: list[tuple[Any, Any]] = field(default_factory=list)  # (stream, event) to ack after the flush
+    held: list[tuple[Callable[[Any, Any], None], Any, Any]] = field(default_factory=list)  # (ack, a, b): ack(a, b) after the flush
     after: list[Callable[[], None]] = field(default_factory=list)  # run once the flush is acknowledged
 
 
@@ -272,7 +272,16 @@ class WriteBack:
         if not self.enabled:
             stream_ack(stream, event)
             return
-        self._part(event.message.partition).held.append((stream, event))
+        self._part(event.message.partition).held.append((stream_ack, stream, event))
+        self._held += 1
+
+    def hold_message(self, consumer: Any, message: Any) -> None:
+        """Ack ``message`` (a faust ``Message`` folded outside any stream: agents/readings.py
+        ``fold_messages``) through ``consumer`` at the next flush, not now."""
+        if not self.enabled:
+            message_ack(consumer, message)
+            return
+        self._part(message.partition).held.append((message_ack, consumer, message))
         self._held += 1
 
     def after_flush(self, partition: int, callback: Callable[[], None]) -> None:
@@ -366,8 +375,8 @@ class WriteBack:
         finally:
             self._flushing.remove(visible)
         for part in taken.values():  # ...before faust may commit the offsets of these events
-            for stream, event in part.held:
-                stream_ack(stream, event)
+            for ack, first, second in part.held:
+                ack(first, second)
         for part in taken.values():
             for callback in part.after:
                 try:
@@ -589,6 +598,14 @@ def _persist_offsets(tables: Iterable[Any], results: Iterable[Any]) -> None:
             highest[ref] = (table, tp, result.offset)
     for table, tp, offset in highest.values():
         table.data.set_persisted_offset(tp, offset)
+
+
+def message_ack(consumer: Any, message: Any) -> None:
+    """What ``stream_ack`` does for a message that went through no stream: faust's consumer marks
+    its offset acked (committable once every offset before it is), and faust's sensors see it
+    out (they saw it in at ``consumer.track_message``)."""
+    if consumer.ack(message):
+        consumer.app.sensors.on_message_out(message.tp, message.offset, message)
 
 
 def stream_ack(stream: Any, event: Any) -> None:

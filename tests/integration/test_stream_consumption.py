@@ -43,20 +43,25 @@ def day_totals(worker: Worker, pdl: str, granularity: str = "day", **params: str
     return {b["start"][:key_len]: [b["import_wh"], b["export_wh"]] for b in body["buckets"]}
 
 
-@pytest.mark.parametrize("flush_seconds", ["5", "30"], ids=["flush-5s", "flush-30s"])
+@pytest.mark.parametrize(("flush_seconds", "direct"), [("5", "true"), ("30", "true"), ("5", "false")],
+                         ids=["flush-5s", "flush-30s", "faust-agent-flush-5s"])
 async def test_day_and_month_totals_match_the_ground_truth_through_a_crash(
-    kafka_bootstrap: str, redis_url: str, redis_worker_url: str, unique_name, tmp_path: Path, flush_seconds: str
+    kafka_bootstrap: str, redis_url: str, redis_worker_url: str, unique_name, tmp_path: Path, flush_seconds: str,
+    direct: str,
 ) -> None:
     """``flush_seconds``: the write-back interval (stream/writeback.py). With 30 s the kill lands
     between two flushes with thousands of readings folded in memory only: they must be replayed
-    from the committed offsets, none lost, none counted twice."""
+    from the committed offsets, none lost, none counted twice. ``direct``: readings folded by the
+    consumer per fetch (the default, agents/readings.py ``fold_messages``) or through faust's
+    agent one event at a time (``LINKY_READINGS_DIRECT=false``)."""
     topic = unique_name("readings")
     await create_topic(kafka_bootstrap, topic)
     readings, meters = simulate(n_pdls=12, first_day=date(2026, 10, 24), days=9)
     sequence = send_order(readings)
     last_time = {pdl: rs[-1]["time"] for pdl, rs in readings.items()}
     watched = next(iter(meters))
-    env = worker_env(kafka_bootstrap, redis_worker_url, topic, unique_name("app"), LINKY_STATE_FLUSH_SECONDS=flush_seconds)
+    env = worker_env(kafka_bootstrap, redis_worker_url, topic, unique_name("app"), LINKY_STATE_FLUSH_SECONDS=flush_seconds,
+                     LINKY_READINGS_DIRECT=direct)  # fmt: skip
     a = Worker("worker-a", env, tmp_path / "data-a", tmp_path)
     b = Worker("worker-b", env, tmp_path / "data-b", tmp_path)
     sub = aioredis.from_url(redis_url)

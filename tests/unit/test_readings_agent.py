@@ -106,3 +106,80 @@ async def test_a_failing_handler_stops_neither_the_others_nor_the_stream(
         others = {"live", "consumption", "battery"} - {name}
         assert sorted(c[0] for c in calls) == sorted([*others, *others])  # both readings, the others
         assert [a - b for a, b in zip(after, before)] == [2 if n == name else 0 for n in ("live", "consumption", "battery")]
+
+
+class _Message:
+    """What faust's consumer hands ``fold_messages``: a record of the readings topic."""
+
+    def __init__(self, offset: int, key: bytes | None, value: bytes, partition: int = 0, headers: Any = None) -> None:
+        self.topic = readings_topic.get_topic_name()
+        self.partition, self.offset, self.key, self.value, self.headers = partition, offset, key, value, headers
+        self.tp = (self.topic, partition)
+
+
+class _Consumer:
+    """faust's consumer as ``fold_messages`` uses it: tracking, acking, the sensors told."""
+
+    def __init__(self) -> None:
+        self.tracked: list[int] = []
+        self.acked: list[int] = []
+        self.out: list[int] = []
+        self.app = self
+        self.sensors = self
+
+    def track_message(self, message: _Message) -> None:
+        self.tracked.append(message.offset)
+
+    def ack(self, message: _Message) -> bool:
+        self.acked.append(message.offset)
+        return True
+
+    def on_message_out(self, tp: Any, offset: int, message: _Message) -> None:
+        self.out.append(offset)
+
+
+async def test_a_fetch_folded_by_the_consumer_goes_through_the_same_fold_and_is_acked_only_by_the_flush(
+    calls: list[tuple[Any, ...]], contracts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faust.streams import current_event
+    from stream.state import writeback
+
+    seen_partitions: list[int] = []
+    original = live.handle
+    monkeypatch.setattr(live, "handle", lambda *args, **kw: (seen_partitions.append(current_event().message.partition),
+                                                             original(*args, **kw)))  # fmt: skip
+    monkeypatch.setattr(writeback, "_barrier", None)  # no Redis publisher in a unit test
+    await writeback.drain()
+    consumer = _Consumer()
+    batch = [
+        _Message(7, b"30000000000001", b'{"a": 1, "received_at": "2026-10-25T01:30:00.250+00:00"}', partition=2),
+        _Message(8, None, b'{"a": 2}', partition=1),
+        _Message(9, None, b"not json", partition=1),
+    ]
+    await readings.fold_messages(consumer, batch)
+    one = {"a": 1, "received_at": "2026-10-25T01:30:00.250+00:00"}
+    unresolved = readings.UNRESOLVED
+    assert contracts == ["30000000000001"]
+    assert calls == [  # the agent's order and arguments (test above), one reading after the other
+        ("live", b"30000000000001", one, 2, 1792891800.25),
+        ("consumption", b"30000000000001", one, 2, 1792891800.25, "contract of 30000000000001"),
+        ("battery", b"30000000000001", one, 2, 1792891800.25, "contract of 30000000000001"),
+        ("live", None, {"a": 2}, 1, None),
+        ("consumption", None, {"a": 2}, 1, None, unresolved),
+        ("battery", None, {"a": 2}, 1, None, unresolved),
+        ("live", None, b"not json", 1, None),
+        ("consumption", None, b"not json", 1, None, unresolved),
+        ("battery", None, b"not json", 1, None, unresolved),
+    ]
+    assert seen_partitions == [2, 1, 1]  # faust's current event: table reads go to the reading's partition
+    assert current_event() is None  # not left set after the fetch
+    assert consumer.tracked == [7, 8, 9] and writeback.held() == 3
+    assert consumer.acked == []  # folded, not acked: the state is not in the changelog yet
+    await writeback.flush()
+    assert sorted(consumer.acked) == [7, 8, 9] and sorted(consumer.out) == [7, 8, 9]
+    assert writeback.held() == 0
+
+
+def test_the_consumer_folds_the_readings_topic_itself_by_default() -> None:
+    assert readings.settings.readings_direct
+    assert app.linky_direct_topics == {readings_topic.get_topic_name(): readings.fold_messages}
