@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import weakref
 from datetime import datetime
 from typing import Any, Callable
@@ -36,7 +37,13 @@ LIVE_ERROR = metrics.READINGS.labels(live.AGENT, "error")
 CONSUMPTION_ERROR = metrics.READINGS.labels(consumption.AGENT, "error")
 BATTERY_ERROR = battery.READINGS.labels("error")
 FOLD_LATENCY = metrics.FOLD_LATENCY
-YIELD_EVERY = 100  # readings folded by ``fold_messages`` between two yields to the event loop
+# ``fold_messages`` yields to the event loop once it has folded this long without yielding: the
+# Redis publisher, the flushes (their Kafka acknowledgements) and the fetches each need a turn of
+# the loop per I/O step. Every 100 readings (about 80 ms) made each of those steps wait that long:
+# at 1,000 meters, flushes took 1.9 s (p50), back-pressure stalled the fold and the live
+# publishes lagged by seconds (docs/performance.md "2026-12-06"). faust's own path yields on
+# every message.
+YIELD_SECONDS = 0.002
 
 
 @app.agent(readings_topic, name="readings")
@@ -67,7 +74,9 @@ async def fold_messages(consumer: Any, messages: list[Any]) -> None:
     acquire = app.flow_control.acquire
     track = consumer.track_message
     hold = writeback.hold_message
-    for n, message in enumerate(messages, 1):
+    now = time.monotonic
+    last_yield = now()
+    for message in messages:
         await acquire()
         event = MessageEvent(message)
         token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
@@ -75,8 +84,9 @@ async def fold_messages(consumer: Any, messages: list[Any]) -> None:
             await fold(event, lambda message=message: (track(message), hold(consumer, message)))
         finally:
             _current_event.reset(token)
-        if n % YIELD_EVERY == 0:  # the publisher and the flushes get the loop (faust: every 100 messages)
+        if now() - last_yield >= YIELD_SECONDS:  # the publisher, the flushes, the fetcher
             await asyncio.sleep(0)
+            last_yield = now()
 
 
 class MessageEvent:
