@@ -66,10 +66,11 @@ async def fold_messages(consumer: Any, messages: list[Any]) -> None:
     partition), flow control acquired before each reading (suspended during a rebalance), and
     the message acked through the consumer only after the flush that holds its state
     (``writeback.hold_message``). The consumer runs this under ``wait_first(...,
-    suspend_flow)``, so a rebalance may cancel it at an ``await``: only between readings or
-    before a fold starts (the handlers are synchronous; ``_maybe_flush`` shields its drain), and
-    a message not yet held is not tracked either, so it is simply fetched again after the seek
-    to the committed offsets that follows every rebalance."""
+    suspend_flow)``, so a rebalance may cancel it at an ``await``: only between readings, or in
+    ``fold`` before the reading changed anything (its one await before ``hold()`` comes first) or
+    after it is held (``_maybe_flush`` shields its drain); a message not yet held is not tracked
+    either, so it is simply fetched again after the seek to the committed offsets that follows
+    every rebalance."""
     await gateways.wait_for_registry()
     acquire = app.flow_control.acquire
     track = consumer.track_message
@@ -105,10 +106,16 @@ class MessageEvent:
 
 async def fold(event: Any, hold: Callable[[], None]) -> None:
     """One reading, parsed once, through the trust check and every handler; ``hold()`` then
-    hands its ack to the write-back flush (both paths above)."""
+    hands its ack to the write-back flush (both paths above). Between the first change of state
+    (the trust check) and ``hold()`` nothing is awaited: the handlers are synchronous."""
     key, raw = event.key, event.value
     partition = event.message.partition
     ops.note_reading(partition, raw)  # lag age (stream/ops.py)
+    if battery.publishes_wait() and key:  # a tick's publishes of this PDL first (agents/battery.py)
+        # before anything is judged or folded: the one await before ``hold()``, so a rebalance
+        # cancelling ``fold_messages`` here leaves nothing of this reading behind (no trust
+        # state, no publish) and it is simply fetched again
+        await battery.settle(key.decode(errors="replace"))
     value, received_at = parse(raw)  # once for the trust check and every handler
     contract = contract_for(key.decode(errors="replace")) if key else UNRESOLVED  # once, handed down
     verdict = gateways.admit(event, value, contract)  # edge trust before any fold (agents/gateways.py, docs/security.md)
@@ -117,8 +124,6 @@ async def fold(event: Any, hold: Callable[[], None]) -> None:
         await _maybe_flush()
         return
     value = verdict.value
-    if battery.publishes_wait() and key:  # a tick's publishes of this PDL first (agents/battery.py)
-        await battery.settle(key.decode(errors="replace"))
     try:
         live.handle(key, value, partition, received_at)
     except Exception:  # a bug must not stop the other handlers: count, log, go on

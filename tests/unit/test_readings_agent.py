@@ -183,3 +183,39 @@ async def test_a_fetch_folded_by_the_consumer_goes_through_the_same_fold_and_is_
 def test_the_consumer_folds_the_readings_topic_itself_by_default() -> None:
     assert readings.settings.readings_direct
     assert app.linky_direct_topics == {readings_topic.get_topic_name(): readings.fold_messages}
+
+
+async def test_a_rebalance_cancelling_the_fetch_at_its_await_leaves_nothing_of_the_reading_behind(
+    calls: list[tuple[Any, ...]], contracts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer runs ``fold_messages`` under ``wait_first(..., suspend_flow)``: a rebalance
+    cancels it at an await. The one await before a reading is held (waiting for a tick's
+    publishes of its PDL) comes before the trust check changes anything, so the cancelled
+    reading is neither judged, folded, tracked nor held: it is fetched again after the seek."""
+    import asyncio
+
+    from stream.state import writeback
+
+    admitted: list[Any] = []
+    real_admit = readings.gateways.admit
+    monkeypatch.setattr(readings.gateways, "admit", lambda event, *a, **kw: (admitted.append(event.message.offset),
+                                                                            real_admit(event, *a, **kw))[1])  # fmt: skip
+    settling = asyncio.Event()
+
+    async def settle(pdl: str) -> None:  # a tick's flush that does not finish before the rebalance
+        settling.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(readings.battery, "publishes_wait", lambda: True)
+    monkeypatch.setattr(readings.battery, "settle", settle)
+    monkeypatch.setattr(writeback, "_barrier", None)
+    await writeback.drain()
+    held_before = writeback.held()
+    consumer = _Consumer()
+    task = asyncio.ensure_future(readings.fold_messages(consumer, [_Message(11, b"30000000000004", b'{"a": 4}')]))
+    await asyncio.wait_for(settling.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert admitted == [] and calls == [] and contracts == []
+    assert consumer.tracked == [] and consumer.acked == [] and writeback.held() == held_before
