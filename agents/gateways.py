@@ -241,7 +241,7 @@ def review_document(limit: int = 200) -> dict[str, Any]:
 
 
 _read_up_to: dict[int, int] = {}  # gateways topic partition -> last offset the agent handled
-_registry_checked = False
+_registry_check: "asyncio.Future[None] | None" = None  # the one check of the process, shared
 
 
 async def wait_for_registry(timeout: float = 60.0) -> None:
@@ -249,11 +249,26 @@ async def wait_for_registry(timeout: float = 60.0) -> None:
     loaded the registry topic as it was at start-up. Readings and registry are two topics with no
     order between them: on a worker's first start (new group, empty changelogs) readings judged
     before the registry would be refused as ``gateway_not_provisioned``. Gives up after
-    ``timeout`` (logged): never blocks the stream for good."""
-    global _registry_checked
-    if _registry_checked:
-        return
-    _registry_checked = True
+    ``timeout`` (logged): never blocks the stream for good. Every caller waits for the same
+    check (a caller cancelled meanwhile does not cancel it)."""
+    await asyncio.shield(_registry_checking(timeout))
+
+
+def registry_ready() -> bool:
+    """Whether the check of ``wait_for_registry`` is over (starting it on the first call), without
+    waiting: the worker's consumer asks before it folds a fetch of readings itself
+    (stream/consumer.py), since waiting there would also hold back the registry's own records."""
+    return _registry_checking(60.0).done()
+
+
+def _registry_checking(timeout: float) -> "asyncio.Future[None]":
+    global _registry_check
+    if _registry_check is None:
+        _registry_check = asyncio.ensure_future(_check_registry(timeout))
+    return _registry_check
+
+
+async def _check_registry(timeout: float) -> None:
     if getattr(app, "_consumer", None) is None or not app.started:  # agent.test_context(): no broker
         return
     from aiokafka import AIOKafkaConsumer, TopicPartition

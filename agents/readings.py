@@ -70,8 +70,8 @@ async def fold_messages(consumer: Any, messages: list[Any]) -> None:
     ``fold`` before the reading changed anything (its one await before ``hold()`` comes first) or
     after it is held (``_maybe_flush`` shields its drain); a message not yet held is not tracked
     either, so it is simply fetched again after the seek to the committed offsets that follows
-    every rebalance."""
-    await gateways.wait_for_registry()
+    every rebalance. The consumer calls it only once the gateway registry is loaded
+    (``gateways.registry_ready``)."""
     acquire = app.flow_control.acquire
     track = consumer.track_message
     hold = writeback.hold_message
@@ -178,3 +178,6 @@ def parse(raw: bytes) -> tuple[Any, float | None]:
 # ``LINKY_READINGS_DIRECT=false``: then they go through faust's agent above.
 if settings.readings_direct:
     app.linky_direct_topics = {readings_topic.get_topic_name(): fold_messages}  # type: ignore[attr-defined]
+    # no fetch of readings is folded before the gateway registry is loaded (the agent waits for
+    # it in its own task; here the wait would hold back the consumer, the registry's records too)
+    app.linky_direct_ready = gateways.registry_ready  # type: ignore[attr-defined]

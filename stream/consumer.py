@@ -34,12 +34,19 @@ import logging
 from typing import Any, Awaitable, Callable, Mapping, Optional, Set
 
 from aiokafka.errors import IllegalStateError
+from prometheus_client import Counter
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 log = logging.getLogger(__name__)
 FETCH_MAX_WAIT_MS = 100  # set from Settings.kafka_fetch_max_wait_ms by stream/factory.py create_app
+HOLD_BACK_SECONDS = 0.1  # pause after a fetch was held back (``Consumer._hold_back``)
+HELD_BACK = Counter(
+    "linky_stream_fetches_held_back_total",
+    "Readings partitions sought back to fetch again because the worker could not fold them yet "
+    "(gateway registry still loading at start-up)",
+)
 
 __all__ = ["Consumer", "ConsumerThread", "Transport"]
 
@@ -118,6 +125,11 @@ class Consumer(faust_aiokafka.Consumer):
         num_since_yield = 0
         sleep = asyncio.sleep
 
+        ready: Callable[[], bool] | None = getattr(self.app, "linky_direct_ready", None)
+
+        # partition -> (its first record held back in this fetch, the read offset before it)
+        held_back: dict[Any, tuple[int, Any]] = {}
+
         async def deliver(handler: Callable[[Any, list[Any]], Awaitable[None]], batch: list[Any]) -> None:
             await self.wait_first(handler(self, batch), self.suspend_flow.wait())
 
@@ -129,7 +141,10 @@ class Consumer(faust_aiokafka.Consumer):
                 if not self.should_stop:
                     batch: list[Any] = []
                     batch_handler: Any = None
+                    held_back.clear()
                     async for tp, message in ait:
+                        if tp in held_back:  # fetched again from the seek, in order (``_hold_back``)
+                            continue
                         num_since_yield += 1
                         if num_since_yield > yield_every and not batch:
                             await sleep(0)
@@ -137,6 +152,10 @@ class Consumer(faust_aiokafka.Consumer):
                         offset = message.offset
                         r_offset = get_read_offset(tp)
                         if r_offset is None or offset >= r_offset:
+                            handler = direct.get(message.topic)
+                            if handler is not None and ready is not None and not ready():
+                                held_back[tp] = (offset, r_offset)  # not yet: fetched again (below)
+                                continue
                             gap = offset - (r_offset or 0)
                             if gap > 1 and r_offset:
                                 if acks_enabled_for(message.topic):
@@ -144,7 +163,6 @@ class Consumer(faust_aiokafka.Consumer):
                             if commit_every is not None and self._n_acked >= commit_every:
                                 self._n_acked = 0
                                 await self.commit()
-                            handler = direct.get(message.topic)
                             if handler is not None:
                                 if batch and handler is not batch_handler:
                                     await deliver(batch_handler, batch)
@@ -162,6 +180,8 @@ class Consumer(faust_aiokafka.Consumer):
                             self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
                     if batch:
                         await deliver(batch_handler, batch)
+                    if held_back:
+                        await self._hold_back(held_back)
                     unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -178,6 +198,23 @@ class Consumer(faust_aiokafka.Consumer):
             raise
         finally:
             unset_flag(CONSUMER_FETCHING)
+
+    async def _hold_back(self, first: Mapping[Any, tuple[int, Any]]) -> None:
+        """Records of a direct topic fetched before ``app.linky_direct_ready()`` (the gateway
+        registry still loading at start-up): seek each of their partitions back to the first one
+        and put its read offset back as it was before it, so the next fetches deliver them again
+        exactly as if they were read for the first time (gap check included); then pause briefly.
+        The loop delivers the other topics' records meanwhile (the registry's among them).
+        Nothing of them was tracked, folded or acked."""
+        for tp, (offset, read_before) in first.items():
+            try:
+                await self.seek(tp, offset)
+            except IllegalStateError as exc:  # revoked meanwhile: its next owner reads from the commit
+                log.info("hold back of %s skipped: %s", tp, exc)
+                continue
+            self._read_offset[tp] = read_before
+        HELD_BACK.inc(len(first))
+        await asyncio.sleep(HOLD_BACK_SECONDS)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
