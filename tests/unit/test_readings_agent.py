@@ -219,3 +219,18 @@ async def test_a_rebalance_cancelling_the_fetch_at_its_await_leaves_nothing_of_t
         await task
     assert admitted == [] and calls == [] and contracts == []
     assert consumer.tracked == [] and consumer.acked == [] and writeback.held() == held_before
+
+
+async def test_faust_s_monitor_sees_the_readings_folded_by_the_consumer(
+    calls: list[tuple[Any, ...]], contracts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """faust's consumer reports a partition whose stream never starts processing (an error log
+    after ``stream_processing_timeout``) from its monitor's ``stream_inbound_time``."""
+    from stream.state import writeback
+
+    monkeypatch.setattr(writeback, "_barrier", None)
+    message = _Message(21, b"30000000000005", b'{"a": 5}', partition=3)
+    app.monitor.stream_inbound_time.pop(message.tp, None)
+    await readings.fold_messages(_Consumer(), [message])
+    assert message.tp in app.monitor.stream_inbound_time
+    await writeback.drain()
