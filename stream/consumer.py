@@ -41,6 +41,7 @@ from faust.types import TP
 
 log = logging.getLogger(__name__)
 FETCH_MAX_WAIT_MS = 100  # set from Settings.kafka_fetch_max_wait_ms by stream/factory.py create_app
+DIRECT_BATCH_MAX = 500  # records of a direct topic handed over in one call at most (the rest of the fetch next)
 HOLD_BACK_SECONDS = 0.1  # pause after a fetch was held back (``Consumer._hold_back``)
 HELD_BACK = Counter(
     "linky_stream_fetches_held_back_total",
@@ -99,7 +100,7 @@ class Consumer(faust_aiokafka.Consumer):
         """faust's fetch loop (``faust.transport.consumer.Consumer._drain_messages``, 0.15.3), with
         one change: the records of a topic in ``app.linky_direct_topics`` (name -> ``async
         handler(consumer, messages)``) are collected per fetch and handed to that handler in one
-        call, instead of one ``callback(message)`` each. faust runs every delivery under
+        call (``DIRECT_BATCH_MAX`` records at most), instead of one ``callback(message)`` each. faust runs every delivery under
         ``wait_first(callback(message), suspend_flow.wait())``: four tasks and an
         ``asyncio.wait`` per message, before the conductor builds an ``Event`` and queues it for
         the agent's stream (docs/performance.md, issue 14). The batch runs under the same
@@ -170,6 +171,9 @@ class Consumer(faust_aiokafka.Consumer):
                                 batch.append(message)
                                 batch_handler = handler
                                 set_read_offset(tp, offset)  # the next record's gap check sees this one
+                                if len(batch) >= DIRECT_BATCH_MAX:  # a large fetch: in bounded slices
+                                    await deliver(batch_handler, batch)
+                                    batch = []
                                 continue
                             if batch:  # what came before this record first
                                 await deliver(batch_handler, batch)
