@@ -50,6 +50,26 @@ def contracts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return looked_up
 
 
+def _handler_calls() -> list[tuple[Any, ...]]:
+    """The handler calls both paths make for the same three readings: a keyed one received at
+    2026-10-25T01:30:00.250Z (partition 2), a keyless one and one that is not JSON (partition 1).
+    The contract is looked up once per keyed reading and handed to the handlers that price or
+    credit it; a keyless reading's PDL is in its payload: each handler resolves it (UNRESOLVED)."""
+    one = {"a": 1, "received_at": "2026-10-25T01:30:00.250+00:00"}
+    at, unresolved = 1792891800.25, readings.UNRESOLVED
+    return [
+        ("live", b"30000000000001", one, 2, at),
+        ("consumption", b"30000000000001", one, 2, at, "contract of 30000000000001"),
+        ("battery", b"30000000000001", one, 2, at, "contract of 30000000000001"),
+        ("live", None, {"a": 2}, 1, None),
+        ("consumption", None, {"a": 2}, 1, None, unresolved),
+        ("battery", None, {"a": 2}, 1, None, unresolved),
+        ("live", None, b"not json", 1, None),
+        ("consumption", None, b"not json", 1, None, unresolved),
+        ("battery", None, b"not json", 1, None, unresolved),
+    ]
+
+
 def test_the_readings_topic_has_one_agent() -> None:
     topic = readings_topic.get_topic_name()
     on_readings = [agent.name for agent in app.agents.values() if topic in agent.channel.topics]
@@ -64,23 +84,8 @@ async def test_each_reading_is_parsed_once_and_goes_to_the_three_handlers_in_ord
         await agent.put(received, key=b"30000000000001", partition=2)
         await agent.put(b'{"a": 2}', key=None, partition=1)
         await agent.put(b'not json', key=None, partition=1)  # handed over raw: each handler counts it
-    at = 1792891800.25
-    one = {"a": 1, "received_at": "2026-10-25T01:30:00.250+00:00"}
-    # the contract looked up once per reading and handed to the handlers that price or credit it;
-    # a keyless reading's PDL is in its payload: each handler resolves it (UNRESOLVED)
-    unresolved = readings.UNRESOLVED
     assert contracts == ["30000000000001"]
-    assert calls == [
-        ("live", b"30000000000001", one, 2, at),
-        ("consumption", b"30000000000001", one, 2, at, "contract of 30000000000001"),
-        ("battery", b"30000000000001", one, 2, at, "contract of 30000000000001"),
-        ("live", None, {"a": 2}, 1, None),
-        ("consumption", None, {"a": 2}, 1, None, unresolved),
-        ("battery", None, {"a": 2}, 1, None, unresolved),
-        ("live", None, b"not json", 1, None),
-        ("consumption", None, b"not json", 1, None, unresolved),
-        ("battery", None, b"not json", 1, None, unresolved),
-    ]
+    assert calls == _handler_calls()
 
 
 async def test_a_failing_handler_stops_neither_the_others_nor_the_stream(
@@ -157,20 +162,8 @@ async def test_a_fetch_folded_by_the_consumer_goes_through_the_same_fold_and_is_
         _Message(9, None, b"not json", partition=1),
     ]
     await readings.fold_messages(consumer, batch)
-    one = {"a": 1, "received_at": "2026-10-25T01:30:00.250+00:00"}
-    unresolved = readings.UNRESOLVED
     assert contracts == ["30000000000001"]
-    assert calls == [  # the agent's order and arguments (test above), one reading after the other
-        ("live", b"30000000000001", one, 2, 1792891800.25),
-        ("consumption", b"30000000000001", one, 2, 1792891800.25, "contract of 30000000000001"),
-        ("battery", b"30000000000001", one, 2, 1792891800.25, "contract of 30000000000001"),
-        ("live", None, {"a": 2}, 1, None),
-        ("consumption", None, {"a": 2}, 1, None, unresolved),
-        ("battery", None, {"a": 2}, 1, None, unresolved),
-        ("live", None, b"not json", 1, None),
-        ("consumption", None, b"not json", 1, None, unresolved),
-        ("battery", None, b"not json", 1, None, unresolved),
-    ]
+    assert calls == _handler_calls()  # the agent's order and arguments (test above)
     assert seen_partitions == [2, 1, 1]  # faust's current event: table reads go to the reading's partition
     assert current_event() is None  # not left set after the fetch
     assert consumer.tracked == [7, 8, 9] and writeback.held() == 3
