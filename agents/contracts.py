@@ -34,7 +34,7 @@ contracts_topic = app.topic(
     compacting=True,
     internal=True,  # faust declares (creates) it if missing: brokers do not auto-create topics
 )
-contracts = pdl_table("contracts")
+contracts = pdl_table("contracts", read_mostly=True)
 
 CONTRACTS_REJECTED = Counter(
     "linky_contract_records_rejected_total", "Contract records ignored because they are invalid"

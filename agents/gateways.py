@@ -49,7 +49,7 @@ gateways_topic = app.topic(
     compacting=True,
     internal=True,  # declared (created, compacted) if missing, as stream/gateways.py does for the CLI
 )
-gateways = pdl_table("gateways")
+gateways = pdl_table("gateways", read_mostly=True)
 trust_table = pdl_table("trust")
 writeback.register(trust_table)  # per-PDL trust state: written back like the folds' (stream/writeback.py)
 

@@ -29,7 +29,7 @@ alert_settings_topic = app.topic(
     compacting=True,
     internal=True,  # faust declares (creates) it if missing
 )
-preferences = pdl_table("alert-preferences")
+preferences = pdl_table("alert-preferences", read_mostly=True)
 
 PREFERENCES = Counter("linky_alert_preferences_records_total", "Alert preference records read", ["outcome"])
 _parsed: DecodeCache[AlertPreferences] = DecodeCache()

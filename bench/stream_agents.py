@@ -65,6 +65,8 @@ async def run(n: int, pdls: int, profile: bool) -> dict[str, float]:
             if prof:
                 prof.disable()
                 pstats.Stats(prof).sort_stats(os.environ.get("LINKY_BENCH_PROFILE_SORT", "cumulative")).print_stats(40)
+                if os.environ.get("LINKY_BENCH_PROFILE_OUT"):  # for pstats' callers/callees views
+                    prof.dump_stats(os.environ["LINKY_BENCH_PROFILE_OUT"])
             total = time.perf_counter() - start
     finally:
         for name, module in handlers.items():

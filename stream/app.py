@@ -44,10 +44,13 @@ readings_topic = app.topic(
 
 
 
-def pdl_table(name: str) -> Any:
+def pdl_table(name: str, *, read_mostly: bool = False) -> Any:
     """A RocksDB table keyed by PDL bytes with bytes values, co-partitioned with the readings
-    topic and with the bounded block cache of ``table_options`` (every table of the app is one)."""
-    return app.Table(
+    topic and with the bounded block cache of ``table_options`` (every table of the app is one).
+    ``read_mostly``: read for every reading, written rarely (a customer's or an operator's
+    documents); its reads are kept in memory, up to ``LINKY_DECODE_CACHE_ENTRIES`` keys, and
+    dropped whenever the store is written (stream/factory.py ``NoWalRocksDBStore.get_once``)."""
+    table = app.Table(
         name,
         default=None,
         partitions=settings.topic_partitions,
@@ -55,6 +58,8 @@ def pdl_table(name: str) -> Any:
         value_type=bytes,
         options=table_options(settings),
     )
+    table.read_cache_entries = settings.decode_cache_entries if read_mostly else 0  # before its store exists
+    return table
 
 
 _stopping: dict[str, bool] = {"graceful": False}

@@ -1,0 +1,144 @@
+"""The read cache of read-mostly tables (stream/factory.py ``NoWalRocksDBStore.get_once``), on a
+real RocksDB store: what is read inside stream iteration is kept, absent keys too, and every way a
+value reaches the store (a write, a deletion, a changelog batch, the bulk restore, a reopened
+partition) drops it. A write made behind the store's back (straight into RocksDB) is how these
+tests see whether a get was served from the cache."""
+
+from __future__ import annotations
+
+import weakref
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import faust
+import pytest
+from faust.streams import _current_event
+from faust.types import TP
+
+from stream.factory import NoWalRocksDBStore, Table
+
+
+def _table(tmp_path: Any, name: str, entries: int) -> Any:
+    app = faust.App(f"t-{name}", datadir=str(tmp_path), store="linky-rocksdb://", key_serializer="raw",
+                    value_serializer="raw", Table=Table)  # fmt: skip
+    table = app.Table(name, default=None, partitions=2, key_type=bytes, value_type=bytes,
+                      options={"driver": "rocksdict"})  # fmt: skip
+    table.read_cache_entries = entries  # as stream/app.py ``pdl_table(..., read_mostly=True)`` does
+    assert isinstance(table.data, NoWalRocksDBStore)
+    return table
+
+
+class _Event:
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition)
+
+
+@pytest.fixture
+def in_partition() -> Iterator[Any]:
+    """``in_partition(p)``: make ``p`` the current event's partition (stream iteration)."""
+    tokens: list[Any] = []
+    kept: list[Any] = []
+
+    def enter(partition: int) -> None:
+        event = _Event(partition)
+        kept.append(event)
+        tokens.append(_current_event.set(weakref.ref(event)))  # type: ignore[arg-type]
+
+    yield enter
+    for token in reversed(tokens):
+        _current_event.reset(token)
+
+
+def _behind_the_back(table: Any, partition: int, key: bytes, value: bytes | None) -> None:
+    db = table.data._db_for_partition(partition)
+    if value is None:
+        del db[key]
+    else:
+        db[key] = value
+
+
+def test_a_read_mostly_table_serves_repeated_reads_and_absent_keys_from_memory(tmp_path: Any, in_partition: Any) -> None:
+    table = _table(tmp_path, "contracts", entries=100)
+    in_partition(1)
+    table.data[b"pdl-a"] = b"v1"
+    assert table.get(b"pdl-a") == b"v1" and table.get(b"pdl-none") is None
+    _behind_the_back(table, 1, b"pdl-a", b"v2")
+    _behind_the_back(table, 1, b"pdl-none", b"x")
+    assert table.get(b"pdl-a") == b"v1"  # served from memory, not RocksDB
+    assert table.get(b"pdl-none") is None  # the absence too
+    assert table.get(b"pdl-none", b"default") == b"default"
+
+
+def test_a_table_not_read_mostly_reads_rocksdb_every_time(tmp_path: Any, in_partition: Any) -> None:
+    table = _table(tmp_path, "live", entries=0)
+    in_partition(1)
+    table.data[b"pdl-a"] = b"v1"
+    assert table.get(b"pdl-a") == b"v1"
+    _behind_the_back(table, 1, b"pdl-a", b"v2")
+    assert table.get(b"pdl-a") == b"v2"
+
+
+def test_reads_outside_stream_iteration_are_not_cached(tmp_path: Any, in_partition: Any) -> None:
+    table = _table(tmp_path, "prefs", entries=100)
+    in_partition(0)
+    table.data[b"pdl-a"] = b"v1"
+    _current_event.set(None)  # e.g. an HTTP handler: no event, faust looks the key up in every partition
+    assert table.get(b"pdl-a") == b"v1"
+    _behind_the_back(table, 0, b"pdl-a", b"v2")
+    assert table.get(b"pdl-a") == b"v2"
+
+
+def test_writes_and_deletions_through_the_store_drop_what_was_cached(tmp_path: Any, in_partition: Any) -> None:
+    table = _table(tmp_path, "gateways", entries=100)
+    in_partition(0)
+    assert table.get(b"pdl-a") is None
+    table.data[b"pdl-a"] = b"v1"  # what the write-back flush does (stream/writeback.py ``_set``)
+    assert table.get(b"pdl-a") == b"v1"
+    table.data[b"pdl-a"] = b"v2"
+    assert table.get(b"pdl-a") == b"v2"
+    del table.data[b"pdl-a"]
+    assert table.get(b"pdl-a") is None
+
+
+def test_a_changelog_batch_drops_the_cache_of_its_partitions(tmp_path: Any, in_partition: Any) -> None:
+    table = _table(tmp_path, "contracts2", entries=100)
+    topic = table.changelog_topic.get_topic_name()
+    in_partition(1)
+    assert table.get(b"pdl-a") is None and table.get(b"pdl-b") is None
+    message = SimpleNamespace(tp=TP(topic, 1), offset=7, partition=1, key=b"pdl-a", value=b"restored")
+    table.data.apply_changelog_batch([SimpleNamespace(message=message)], to_key=lambda k: k, to_value=lambda v: v)
+    _behind_the_back(table, 1, b"pdl-b", b"behind")  # the whole partition's cache is gone
+    assert table.get(b"pdl-a") == b"restored" and table.get(b"pdl-b") == b"behind"
+
+
+def test_the_bulk_restore_drops_the_cache_of_its_partition(tmp_path: Any, in_partition: Any) -> None:
+    table = _table(tmp_path, "contracts3", entries=100)
+    topic = table.changelog_topic.get_topic_name()
+    in_partition(0)
+    assert table.get(b"pdl-a") is None
+    table.data._write_restored(TP(topic, 0), [(b"pdl-a", b"restored")], 3)
+    assert table.get(b"pdl-a") == b"restored"
+
+
+def test_a_reopened_partition_starts_with_an_empty_cache(tmp_path: Any, in_partition: Any) -> None:
+    table = _table(tmp_path, "contracts4", entries=100)
+    in_partition(0)
+    table.data[b"pdl-a"] = b"v1"
+    assert table.get(b"pdl-a") == b"v1"
+    topic = table.changelog_topic.get_topic_name()
+    table.data.revoke_partitions(table, {TP(topic, 0)})  # a rebalance closes the partition's db...
+    reopened = table.data._db_for_partition(0)  # ...and the next read opens it again
+    reopened[b"pdl-a"] = b"written while another worker had it"
+    assert table.get(b"pdl-a") == b"written while another worker had it"
+
+
+def test_the_cache_is_bounded(tmp_path: Any, in_partition: Any) -> None:
+    table = _table(tmp_path, "contracts5", entries=2)
+    in_partition(0)
+    for key in (b"a", b"b"):
+        table.data[key] = b"1"
+        assert table.get(key) == b"1"
+    _behind_the_back(table, 0, b"a", b"2")
+    assert table.get(b"c") is None  # the limit is reached: the cache is emptied first
+    assert sum(len(cache) for cache in table.data._read_caches.values()) == 1
+    assert table.get(b"a") == b"2"
