@@ -11,7 +11,8 @@ from typing import Any, Awaitable, Callable, Set
 import faust
 import rocksdict
 from faust import stores
-from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.sensors.monitor import Monitor
+from faust.sensors.prometheus import PrometheusMonitor, setup_prometheus_sensors
 from faust.stores import rocksdb as faust_rocksdb
 from faust.streams import current_event
 
@@ -324,7 +325,41 @@ def create_app(cfg: Settings) -> faust.App:
         else None
     )
     setup_prometheus_sensors(faust_app, name_prefix="linky_faust")
+    cache_table_operation_children(faust_app.monitor)
     return faust_app
+
+
+def cache_table_operation_children(monitor: Any) -> None:
+    """faust's Prometheus monitor counts every table get, set and delete in
+    ``linky_faust_table_operations{table, operation}`` and looks the labelled child up again at
+    each call (``labels()``: label validation, a lock, a dict), several times per reading. The
+    same counters, with each table's children looked up once."""
+    if not isinstance(monitor, PrometheusMonitor):
+        return
+    metrics = monitor._metrics
+    base = Monitor  # what PrometheusMonitor's own methods call first: faust's per-table counts
+    children: dict[tuple[str, str], Any] = {}
+
+    def counter(table: Any, operation: str) -> Any:
+        child = children.get((table.name, operation))
+        if child is None:
+            child = children[(table.name, operation)] = metrics.table_operations.labels(
+                table=f"table.{table.name}", operation=operation)
+        return child
+
+    def on_table_get(table: Any, key: Any) -> None:
+        base.on_table_get(monitor, table, key)
+        counter(table, monitor.KEYS_RETRIEVED).inc()
+
+    def on_table_set(table: Any, key: Any, value: Any) -> None:
+        base.on_table_set(monitor, table, key, value)
+        counter(table, monitor.KEYS_UPDATED).inc()
+
+    def on_table_del(table: Any, key: Any) -> None:
+        base.on_table_del(monitor, table, key)
+        counter(table, monitor.KEYS_DELETED).inc()
+
+    monitor.on_table_get, monitor.on_table_set, monitor.on_table_del = on_table_get, on_table_set, on_table_del
 
 
 def canonical_url(cfg: Settings) -> str:

@@ -1,8 +1,11 @@
-"""The read cache of read-mostly tables (stream/factory.py ``NoWalRocksDBStore.get_once``), on a
+"""What a table read costs besides RocksDB.
+
+The read cache of read-mostly tables (stream/factory.py ``NoWalRocksDBStore.get_once``), on a
 real RocksDB store: what is read inside stream iteration is kept, absent keys too, and every way a
 value reaches the store (a write, a deletion, a changelog batch, the bulk restore, a reopened
 partition) drops it. A write made behind the store's back (straight into RocksDB) is how these
-tests see whether a get was served from the cache."""
+tests see whether a get was served from the cache. Then faust's table-operation counters, with
+their Prometheus children looked up once."""
 
 from __future__ import annotations
 
@@ -142,3 +145,45 @@ def test_the_cache_is_bounded(tmp_path: Any, in_partition: Any) -> None:
     assert table.get(b"c") is None  # the limit is reached: the cache is emptied first
     assert sum(len(cache) for cache in table.data._read_caches.values()) == 1
     assert table.get(b"a") == b"2"
+
+
+def test_table_operation_counters_are_faust_s_with_their_children_looked_up_once() -> None:
+    """stream/factory.py ``cache_table_operation_children``: the same counts as faust's
+    PrometheusMonitor (its Prometheus counter and its own per-table state), without a
+    ``labels()`` lookup per operation."""
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from prometheus_client import CollectorRegistry
+
+    from stream.factory import cache_table_operation_children
+
+    faust_s = PrometheusMonitor(metrics=FaustMetrics.create(CollectorRegistry(), "a"))
+    ours = PrometheusMonitor(metrics=FaustMetrics.create(CollectorRegistry(), "b"))
+    cache_table_operation_children(ours)
+    lookups: list[dict[str, str]] = []
+    real_labels = ours._metrics.table_operations.labels
+
+    def labels(**names: str) -> Any:
+        lookups.append(names)
+        return real_labels(**names)
+
+    ours._metrics.table_operations.labels = labels
+    table = SimpleNamespace(name="contracts")
+    for monitor in (faust_s, ours):
+        for _ in range(3):
+            monitor.on_table_get(table, b"k")
+        monitor.on_table_set(table, b"k", b"v")
+        monitor.on_table_del(table, b"k")
+        monitor.on_table_del(table, b"k")
+
+    def counts(monitor: Any) -> dict[tuple[str, str], float]:
+        return {(s.labels["table"], s.labels["operation"]): s.value
+                for metric in monitor._metrics.table_operations.collect() for s in metric.samples
+                if s.name.endswith("_total")}  # fmt: skip
+
+    assert counts(ours) == counts(faust_s) == {("table.contracts", "keys_retrieved"): 3.0,
+                                               ("table.contracts", "keys_updated"): 1.0,
+                                               ("table.contracts", "keys_deleted"): 2.0}  # fmt: skip
+    assert len(lookups) == 3  # one per operation kind, not one per operation (6)
+    state, expected = ours.tables["contracts"], faust_s.tables["contracts"]
+    assert (state.keys_retrieved, state.keys_updated, state.keys_deleted) == (3, 1, 2)
+    assert (expected.keys_retrieved, expected.keys_updated, expected.keys_deleted) == (3, 1, 2)
