@@ -118,6 +118,9 @@ def main() -> int:
     parser.add_argument("--histogram", default=HISTOGRAM,
                         help="the worker's latency histogram (linky_stream_processing_latency_seconds: from the "
                              "meter time, whole seconds, so about +0.5 s; the one an older worker has)")  # fmt: skip
+    parser.add_argument("--slow-steps", type=Path, metavar="FILE",
+                        help="time every event-loop step of the worker (bench/slowsteps) and write the steps "
+                             "over LINKY_BENCH_SLOW_STEP_MS (20) to FILE, by where they stood, when it stops")  # fmt: skip
     args = parser.parse_args()
     cfg = local_stack.StackConfig.from_env()
     local_stack.up(cfg, quiet=True)
@@ -137,6 +140,9 @@ def main() -> int:
     port = _free_port()
     env = worker_env(cfg, topic, f"bench-latency-{tag}", args.root, dict(item.split("=", 1) for item in args.env),
                      LINKY_DATADIR=str(tmp / "data"), LINKY_WEB_PORT=str(port))  # fmt: skip
+    if args.slow_steps is not None:  # bench/slowsteps/sitecustomize.py, imported at the worker's start
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "bench" / "slowsteps"), env.get("PYTHONPATH", "")])
+        env["LINKY_BENCH_SLOW_STEPS"] = str(args.slow_steps.absolute())
     cmd = [sys.executable, "-m", "faust", "-A", "stream.app", "worker", "-l", "warn"]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
@@ -188,6 +194,10 @@ def main() -> int:
             proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+    if args.slow_steps is not None:
+        lines = args.slow_steps.read_text().splitlines() if args.slow_steps.exists() else ["(no report: the worker did not exit cleanly)"]
+        print(f"slow event-loop steps ({args.slow_steps}, whole run including start and stop):")
+        print("\n".join(lines[:17]))
     return 0
 
 

@@ -342,6 +342,8 @@ def main() -> int:
         print(f"{kind:<10} {r.rate:>12.0f} {ratio:>12} {cpu:>15} {per:>18} {rss:>7}")
     if args.repeat > 1:
         print("# every run (readings/s): " + "; ".join(f"{k}: " + ", ".join(f"{r.rate:.0f}" for r in rs) for k, rs in runs.items()))
+        print("# every run (CPU ms/reading): " + "; ".join(
+            f"{k}: " + ", ".join("?" if r.cpu_ms is None else f"{r.cpu_ms:.3f}" for r in rs) for k, rs in runs.items()))
     return 0
 
 

@@ -25,12 +25,11 @@ from __future__ import annotations
 import atexit
 from typing import Any
 
-from stream import allocator, datadir, decode_cache, event_loop
+from stream import allocator, datadir, decode_cache
 from stream.factory import canonical_url, create_app, table_options  # noqa: F401  (re-exported)
 from stream.settings import Settings
 
 settings = Settings.from_env()
-event_loop.use(settings.event_loop)  # before faust's worker creates its loop (stream/event_loop.py)
 allocator.limit_arenas(settings.malloc_arena_max)  # before RocksDB's threads start (stream/allocator.py)
 decode_cache.DEFAULT_MAX_ENTRIES = settings.decode_cache_entries  # before any table module is imported
 app = create_app(settings)
