@@ -72,13 +72,17 @@ def test_a_read_mostly_table_serves_repeated_reads_and_absent_keys_from_memory(t
     assert table.get(b"pdl-none", b"default") == b"default"
 
 
+def _reads_rocksdb_each_time(table: Any, partition: int) -> None:
+    assert table.get(b"pdl-a") == b"v1"
+    _behind_the_back(table, partition, b"pdl-a", b"v2")
+    assert table.get(b"pdl-a") == b"v2"
+
+
 def test_a_table_not_read_mostly_reads_rocksdb_every_time(tmp_path: Any, in_partition: Any) -> None:
     table = _table(tmp_path, "live", entries=0)
     in_partition(1)
     table.data[b"pdl-a"] = b"v1"
-    assert table.get(b"pdl-a") == b"v1"
-    _behind_the_back(table, 1, b"pdl-a", b"v2")
-    assert table.get(b"pdl-a") == b"v2"
+    _reads_rocksdb_each_time(table, 1)
 
 
 def test_reads_outside_stream_iteration_are_not_cached(tmp_path: Any, in_partition: Any) -> None:
@@ -86,9 +90,7 @@ def test_reads_outside_stream_iteration_are_not_cached(tmp_path: Any, in_partiti
     in_partition(0)
     table.data[b"pdl-a"] = b"v1"
     _current_event.set(None)  # e.g. an HTTP handler: no event, faust looks the key up in every partition
-    assert table.get(b"pdl-a") == b"v1"
-    _behind_the_back(table, 0, b"pdl-a", b"v2")
-    assert table.get(b"pdl-a") == b"v2"
+    _reads_rocksdb_each_time(table, 0)
 
 
 def test_writes_and_deletions_through_the_store_drop_what_was_cached(tmp_path: Any, in_partition: Any) -> None:
