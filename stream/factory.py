@@ -336,30 +336,24 @@ def cache_table_operation_children(monitor: Any) -> None:
     same counters, with each table's children looked up once."""
     if not isinstance(monitor, PrometheusMonitor):
         return
-    metrics = monitor._metrics
-    base = Monitor  # what PrometheusMonitor's own methods call first: faust's per-table counts
     children: dict[tuple[str, str], Any] = {}
 
-    def counter(table: Any, operation: str) -> Any:
-        child = children.get((table.name, operation))
-        if child is None:
-            child = children[(table.name, operation)] = metrics.table_operations.labels(
-                table=f"table.{table.name}", operation=operation)
-        return child
+    def hook(method: str, operation: str) -> Callable[..., None]:
+        faust_s = getattr(Monitor, method)  # what PrometheusMonitor's own method calls first
 
-    def on_table_get(table: Any, key: Any) -> None:
-        base.on_table_get(monitor, table, key)
-        counter(table, monitor.KEYS_RETRIEVED).inc()
+        def count(table: Any, *args: Any) -> None:
+            faust_s(monitor, table, *args)
+            child = children.get((table.name, operation))
+            if child is None:
+                child = children[(table.name, operation)] = monitor._metrics.table_operations.labels(
+                    table=f"table.{table.name}", operation=operation)
+            child.inc()
 
-    def on_table_set(table: Any, key: Any, value: Any) -> None:
-        base.on_table_set(monitor, table, key, value)
-        counter(table, monitor.KEYS_UPDATED).inc()
+        return count
 
-    def on_table_del(table: Any, key: Any) -> None:
-        base.on_table_del(monitor, table, key)
-        counter(table, monitor.KEYS_DELETED).inc()
-
-    monitor.on_table_get, monitor.on_table_set, monitor.on_table_del = on_table_get, on_table_set, on_table_del
+    monitor.on_table_get = hook("on_table_get", monitor.KEYS_RETRIEVED)
+    monitor.on_table_set = hook("on_table_set", monitor.KEYS_UPDATED)
+    monitor.on_table_del = hook("on_table_del", monitor.KEYS_DELETED)
 
 
 def canonical_url(cfg: Settings) -> str:
