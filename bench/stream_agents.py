@@ -3,7 +3,12 @@ faust ``agent.test_context()`` on agents/readings.py with the real RocksDB table
 records queue in the unstarted producer) and the readings of bench/stream_throughput.py, each
 handler (live, consumption, battery) timed inside the agent, optionally under cProfile.
 
-    .venv/bin/python bench/stream_agents.py [--readings 4000] [--pdls 200] [--profile] [--payload-json]
+    .venv/bin/python bench/stream_agents.py [--readings 4000] [--pdls 200] [--history-days 0] [--profile] [--payload-json]
+
+``--history-days D`` first folds three readings a day per PDL over the D days before the timed
+readings (not timed): each PDL then holds D closed day rows, the months they span, and the
+checkpoint of its day, as a worker does after weeks in service. Compare runs with and without it
+to see what a reading costs as history grows.
 
 ``--payload-json`` also keeps every payload the run encoded for Redis and reports, on them,
 stream/payload_json.py (orjson) against the standard library's ``json.dumps`` (the baseline, same
@@ -45,10 +50,65 @@ def _timed(fn: Callable[..., None], spent: list[float]) -> Callable[..., None]:
     return timed
 
 
-async def run(n: int, pdls: int, profile: bool) -> dict[str, float]:
+def _acknowledge_at_once() -> None:
+    """test_context starts no Kafka producer, so no changelog record is ever acknowledged: the
+    write-back flushes (every 5 s) stayed in flight, and once two were, the readings agent waited
+    for them for ever (the bench hung past about 10 s of readings). Here the records are written
+    to RocksDB as in the worker and their acknowledgement is immediate (no Kafka)."""
+    from stream import writeback
+
+    async def acknowledged(table: Any, partition: int, key: bytes, raw: bytes | None) -> tuple[Any, Any]:
+        ack = asyncio.get_running_loop().create_future()
+        ack.set_result(None)
+        return None, ack  # no table: no changelog offset to record
+
+    writeback._changelog_send = acknowledged  # type: ignore[assignment]  # looked up at each call
+
+
+class _Pipeline:
+    """A redis-py pipeline that sends nothing."""
+
+    def publish(self, channel: str, data: bytes) -> None:
+        pass
+
+    def mset(self, mapping: dict[str, bytes]) -> None:
+        pass
+
+    async def execute(self) -> list[Any]:
+        return []
+
+
+class _Redis:
+    """A Redis client without a server: the publisher's batching runs, nothing leaves."""
+
+    def pipeline(self, transaction: bool = False) -> _Pipeline:
+        return _Pipeline()
+
+    async def ping(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _publisher_without_network() -> Any:
+    """Without its task, stream/state.py's publisher queued 10,000 payloads and then dropped
+    every later one (no encoding, a failure counted): a run's cost depended on its length. Here
+    its task runs, its batches go nowhere."""
+    from stream.state import publisher
+
+    publisher._client_factory = _Redis  # type: ignore[assignment]
+    return asyncio.ensure_future(publisher.run())
+
+
+async def run(n: int, pdls: int, profile: bool, history_days: int = 0) -> dict[str, float]:
     from agents import battery, consumption, live, readings as readings_agent
 
-    data = readings(n, pdls)
+    _acknowledge_at_once()
+    sending = _publisher_without_network()
+
+    data = readings(n, pdls, history_days=history_days)
+    warmup, data = data[: len(data) - n], data[len(data) - n :]
     handlers = {"live": live, "consumption": consumption, "battery": battery}
     spent = {name: [0.0] for name in handlers}
     originals = {name: module.handle for name, module in handlers.items()}
@@ -56,6 +116,10 @@ async def run(n: int, pdls: int, profile: bool) -> dict[str, float]:
         module.handle = _timed(module.handle, spent[name])  # type: ignore[method-assign]
     try:
         async with readings_agent.readings_agent.test_context() as tested:
+            for key, value in warmup:
+                await tested.put(value, key=key, partition=int.from_bytes(key[-2:], "big") % 4)
+            for s in spent.values():
+                s[0] = 0.0
             prof = cProfile.Profile() if profile else None
             start = time.perf_counter()
             if prof:
@@ -69,6 +133,7 @@ async def run(n: int, pdls: int, profile: bool) -> dict[str, float]:
                     prof.dump_stats(os.environ["LINKY_BENCH_PROFILE_OUT"])
             total = time.perf_counter() - start
     finally:
+        sending.cancel()
         for name, module in handlers.items():
             module.handle = originals[name]  # type: ignore[method-assign]
     out = {name: s[0] / len(data) * 1e3 for name, s in spent.items()}
@@ -101,6 +166,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--readings", type=int, default=4000)
     parser.add_argument("--pdls", type=int, default=200)
+    parser.add_argument("--history-days", type=int, default=0, help="days of history per PDL folded first, untimed")
     parser.add_argument("--profile", action="store_true", help="run the readings agent under cProfile")
     parser.add_argument("--payload-json", action="store_true", help="orjson vs json.dumps on the run's payloads")
     args = parser.parse_args()
@@ -115,7 +181,7 @@ def main() -> int:
             return encode(obj)
 
         payload_json.dumps = keeping  # type: ignore[assignment]  # looked up at each call
-    for name, ms in asyncio.run(run(args.readings, args.pdls, args.profile)).items():
+    for name, ms in asyncio.run(run(args.readings, args.pdls, args.profile, args.history_days)).items():
         print(f"{name:<32} {ms:.3f} ms/reading")
     if args.payload_json:
         payload_json.dumps = encode  # type: ignore[assignment]

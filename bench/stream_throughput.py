@@ -76,15 +76,19 @@ APPS = {
 }
 
 
-def readings(n: int, pdls: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
+def readings(n: int, pdls: int, seed: int = 1, history_days: int = 0) -> list[tuple[bytes, bytes]]:
+    """``n`` readings of ``pdls`` meters, one every 2 s each from 2026-10-24 20:00 UTC (about 2 %
+    sent twice), preceded, with ``history_days``, by three readings a day per meter (03:00,
+    11:00, 19:00 UTC) over that many earlier days: closed day and month rows in every table."""
     rng = random.Random(seed)
     start = datetime(2026, 10, 24, 20, 0, tzinfo=timezone.utc)
     state = {f"{30_000_000_000_000 + i:014d}": [rng.randrange(10**7), rng.randrange(10**7), rng.randrange(10**6)]
              for i in range(pdls)}  # fmt: skip
+    history = [start.replace(hour=h) - timedelta(days=d) for d in range(history_days, 0, -1) for h in (3, 11, 19)]
     out: list[tuple[bytes, bytes]] = []
     step = 0
-    while len(out) < n:
-        t = start + timedelta(seconds=2 * step)
+    while len(out) < n + len(history) * pdls:
+        t = history[step] if step < len(history) else start + timedelta(seconds=2 * (step - len(history)))
         local = t.astimezone(PARIS)
         offpeak = local.hour >= 22 or local.hour < 6
         for pdl, idx in state.items():
@@ -99,10 +103,10 @@ def readings(n: int, pdls: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
                 "overload": False, "status": None,
             }).encode()  # fmt: skip
             out.append((pdl.encode(), value))
-            if rng.random() < 0.02:
+            if step >= len(history) and rng.random() < 0.02:
                 out.append((pdl.encode(), value))
         step += 1
-    return out[:n]
+    return out[: n + len(history) * pdls]
 
 
 async def fill_topic(bootstrap: str, topic: str, data: list[tuple[bytes, bytes]]) -> None:

@@ -8,7 +8,9 @@ table only when a fold really looks at them (an invoice anchor summing the day r
 history query). Folds that only touch the current rows and prune old keys never load anything.
 
 The folds copy their inputs with ``copy_rows`` (never mutate them): a copy shares the loader and
-the rows already loaded.
+the rows already loaded. A copy also knows which keys were set or removed since the mapping it
+descends from (``changed_since``), so storing a reading's state looks at the rows the reading
+changed, not at every closed row (tables/ledger.py ``to_storage``).
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ class LazyRows(MutableMapping[str, V], Generic[V]):
     without loading it (closed rows are immutable: same key, same stored row).
     """
 
-    __slots__ = ("_rows", "_load")
+    __slots__ = ("_rows", "_load", "_origin", "_changed")
 
     def __init__(self, rows: dict[str, Any], load: Callable[[str], V | None]) -> None:
         self._rows = rows
         self._load = load
+        self._origin: LazyRows[V] | None = None  # the mapping copied from (through copies); None: none
+        self._changed: set[str] = set()  # keys set, deleted or dropped since ``_origin`` (or since made)
 
     def __getitem__(self, key: str) -> V:
         value = self._rows[key]
@@ -50,15 +54,18 @@ class LazyRows(MutableMapping[str, V], Generic[V]):
             loaded = self._load(key)
             if loaded is None:
                 del self._rows[key]
+                self._changed.add(key)
                 raise KeyError(key)
             self._rows[key] = value = loaded
         return value  # type: ignore[no-any-return]
 
     def __setitem__(self, key: str, value: V) -> None:
         self._rows[key] = value
+        self._changed.add(key)
 
     def __delitem__(self, key: str) -> None:
         del self._rows[key]
+        self._changed.add(key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._rows))
@@ -70,7 +77,26 @@ class LazyRows(MutableMapping[str, V], Generic[V]):
         return key in self._rows
 
     def copy(self) -> "LazyRows[V]":
+        """A copy that remembers where it comes from: see ``changed_since``."""
+        copied = LazyRows(dict(self._rows), self._load)
+        copied._origin = self if self._origin is None else self._origin
+        copied._changed = set(self._changed)
+        return copied
+
+    def fresh_copy(self) -> "LazyRows[V]":
+        """A copy that descends from nothing (what is stored: changes are counted from here)."""
         return LazyRows(dict(self._rows), self._load)
+
+    def changed_since(self, base: "LazyRows[V]") -> set[str] | None:
+        """The keys that may differ from ``base`` (set, deleted, or dropped as missing), when this
+        mapping is ``base`` or copied from it (through any number of copies) and ``base`` itself
+        descends from nothing and has not changed; None when that is not known (compare all).
+        Every other key has the same stored value object in both, loaded or not."""
+        if base._origin is not None or base._changed:
+            return None
+        if self is base:
+            return set()
+        return self._changed if self._origin is base else None
 
     def raw(self, key: str) -> Any:
         """The stored value without loading (``UNLOADED`` for a closed row not read yet)."""

@@ -24,6 +24,7 @@ from tables.ledger import (
     state_to_dict,
     to_storage,
 )
+from tables.frozen import replace
 from tables.rows import UNLOADED, LazyRows, copy_rows
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -38,9 +39,16 @@ class FakeTable:
         self.reads: list[tuple[str, str]] = []
         self.record_writes: list[tuple[str, str]] = []
         self.cached: LedgerState | None = None
+        self.tracked = 0  # row families stored by looking only at the keys the reading changed
 
     def store(self, before: LedgerState | None, after: LedgerState) -> int:
         hot, writes, deletes = to_storage(before, after)
+        # the same writes and deletes as comparing every closed row (the rows then descend from nothing)
+        assert (writes, deletes) == to_storage(before, compared_in_full(after))[1:]
+        if before is not None:
+            self.tracked += sum(rows.changed_since(old) is not None for rows, old in (
+                (after.battery.days, before.battery.days), (after.battery.months, before.battery.months),
+                (after.surplus.days, before.surplus.days)))  # fmt: skip
         for (kind, key), record in writes.items():
             self.data[f"{kind}|{key}"] = json.dumps(record).encode()
             self.record_writes.append((kind, key))
@@ -63,6 +71,14 @@ class FakeTable:
             return self.cached
         raw = self.data.get("hot")
         return None if raw is None else from_storage(json.loads(raw), self._record)
+
+
+def compared_in_full(state: LedgerState) -> LedgerState:
+    def fresh(rows: Any) -> Any:
+        return rows.fresh_copy() if isinstance(rows, LazyRows) else dict(rows)
+
+    return replace(state, battery=replace(state.battery, days=fresh(state.battery.days), months=fresh(state.battery.months)),
+                   surplus=replace(state.surplus, days=fresh(state.surplus.days)))  # fmt: skip
 
 
 def reading(t: datetime, hc: int, hp: int, export: int, index: int) -> dict[str, Any]:
@@ -109,6 +125,7 @@ def test_stored_and_reloaded_every_reading_folds_like_memory_with_a_small_hot_va
     assert battery_document(reloaded, c) == battery_document(memory, c)
     # closed rows are read only by the anchor fold (and the full comparisons above)
     assert reads_outside_anchor == 0
+    assert table.tracked > 3 * 75 * 8 * 0.9  # nearly every reading stored without looking at all its history
     # every closed row was written once, pruned rows are gone, the hot value does not grow
     writes = table.record_writes
     checkpoints = sorted(k.split("|")[1] for k in table.data if k.startswith("ck|"))
@@ -152,3 +169,53 @@ def test_lazy_rows_load_on_access_and_copies_compare_without_loading() -> None:
     assert rows.get("gone") is None and "gone" not in rows
     assert rows == {"a": 1, "bb": 2, "open": 7}
     assert copy_rows({"x": 1}) == {"x": 1}
+
+
+def test_a_day_closed_by_the_timer_is_stored_as_a_record_when_the_next_day_opens() -> None:
+    """The timer marks the day final (a tick, stored), the next day's first reading makes it a
+    closed row: storing writes it as a record, also when the fold did not touch it (it is then
+    not among the keys changed, only the old open key)."""
+    c = contract()
+    table = FakeTable()
+    t = datetime(2027, 2, 1, 20, tzinfo=PARIS)
+    for step, (hc, hp) in enumerate(((100, 200), (150, 260), (150, 260))):  # the last one adds nothing
+        before = table.load()
+        table.store(before, fold_reading(before or LedgerState(pdl=PDL, partition=1),
+                                         reading(t + timedelta(hours=step), hc, hp, 0, 1), c).state)  # fmt: skip
+    before = table.load()
+    assert before is not None
+    ticked = close_if_due(before, t + timedelta(days=1)).state  # the timer, no reading
+    assert ticked.battery.days["2027-02-01"].final and ticked.battery.current_day == date(2027, 2, 1)
+    table.store(before, ticked)
+    before = table.load()
+    after = fold_reading(before, reading(t + timedelta(days=1, hours=1), 150, 260, 0, 1), c).state
+    table.store(before, after)  # a reading the next day: every row family tracked, stored right
+    assert ("bd", "2027-02-01") in table.record_writes and table.load() == after
+    # the same move of the open key with the old open row untouched (not among the changed keys)
+    before = table.load()
+    assert before is not None
+    days = copy_rows(before.battery.days)
+    days["2027-02-03"] = replace(days["2027-02-02"], key="2027-02-03")
+    moved = replace(before, battery=replace(before.battery, current_day=date(2027, 2, 3), days=days))
+    assert days.changed_since(before.battery.days) == {"2027-02-03"}
+    tracked = table.tracked
+    table.store(before, moved)
+    assert table.tracked == tracked + 3
+    assert ("bd", "2027-02-02") in table.record_writes and table.load() == moved
+
+
+def test_lazy_rows_copies_know_the_keys_changed_since_the_stored_rows() -> None:
+    stored: LazyRows[int] = LazyRows({"a": UNLOADED, "b": UNLOADED, "gone": UNLOADED, "open": 7},
+                                     lambda key: None if key == "gone" else len(key))  # fmt: skip
+    first = copy_rows(stored)
+    assert isinstance(first, LazyRows) and first.changed_since(stored) == set()
+    assert first["a"] == 1 and first.changed_since(stored) == set()  # loading is no change
+    first["open"] = 8
+    second = copy_rows(first)  # a copy of a copy still counts from the stored rows
+    del second["b"]
+    assert first.get("gone") is None  # a stored row missing: dropped, a change
+    assert first.changed_since(stored) == {"open", "gone"} and second.changed_since(stored) == {"open", "b"}
+    assert second.changed_since(first) is None  # not counted from a copy
+    assert stored.changed_since(stored) == set() and stored.fresh_copy().changed_since(stored) is None
+    stored["c"] = 3  # the base itself changed: nothing is known any more
+    assert first.changed_since(stored) is None and stored.changed_since(stored) is None
