@@ -1,13 +1,15 @@
 """In-process cost of the readings agent and of each of its handlers per reading (no broker):
-faust ``agent.test_context()`` on agents/readings.py with the real RocksDB tables (changelog
-records queue in the unstarted producer) and the readings of bench/stream_throughput.py, each
-handler (live, consumption, battery) timed inside the agent, optionally under cProfile.
+faust ``agent.test_context()`` on agents/readings.py with the real RocksDB tables (the write-back
+flushes write them; their changelog records are acknowledged at once, no Kafka), the Redis
+publisher's task sending its batches nowhere, and the readings of bench/stream_throughput.py,
+each handler (live, consumption, battery) timed inside the agent, optionally under cProfile.
 
     .venv/bin/python bench/stream_agents.py [--readings 4000] [--pdls 200] [--history-days 0] [--profile] [--payload-json]
 
-``--history-days D`` first folds three readings a day per PDL over the D days before the timed
-readings (not timed): each PDL then holds D closed day rows, the months they span, and the
-checkpoint of its day, as a worker does after weeks in service. Compare runs with and without it
+``--history-days D`` first folds three readings a day per PDL over the D days up to the timed
+readings (not timed; the last an hour before the first timed one): each PDL then holds up to D
+closed day rows (the battery keeps this month's and the last month's), the months they span,
+and the checkpoint of its day, as a worker does after weeks in service. Compare runs with and without it
 to see what a reading costs as history grows.
 
 ``--payload-json`` also keeps every payload the run encoded for Redis and reports, on them,

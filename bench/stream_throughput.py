@@ -79,12 +79,13 @@ APPS = {
 def readings(n: int, pdls: int, seed: int = 1, history_days: int = 0) -> list[tuple[bytes, bytes]]:
     """``n`` readings of ``pdls`` meters, one every 2 s each from 2026-10-24 20:00 UTC (about 2 %
     sent twice), preceded, with ``history_days``, by three readings a day per meter (03:00,
-    11:00, 19:00 UTC) over that many earlier days: closed day and month rows in every table."""
+    11:00, 19:00 UTC) over that many days up to the first one: closed day and month rows in
+    every table, the last of them an hour before the first of the ``n``."""
     rng = random.Random(seed)
     start = datetime(2026, 10, 24, 20, 0, tzinfo=timezone.utc)
     state = {f"{30_000_000_000_000 + i:014d}": [rng.randrange(10**7), rng.randrange(10**7), rng.randrange(10**6)]
              for i in range(pdls)}  # fmt: skip
-    history = [start.replace(hour=h) - timedelta(days=d) for d in range(history_days, 0, -1) for h in (3, 11, 19)]
+    history = [start.replace(hour=h) - timedelta(days=d) for d in range(history_days - 1, -1, -1) for h in (3, 11, 19)]
     out: list[tuple[bytes, bytes]] = []
     step = 0
     while len(out) < n + len(history) * pdls:
