@@ -46,7 +46,9 @@ class LazyRows(MutableMapping[str, V], Generic[V]):
         self._rows = rows
         self._load = load
         self._origin: LazyRows[V] | None = None  # the mapping copied from (through copies); None: none
-        self._changed: set[str] = set()  # keys set, deleted or dropped since ``_origin`` (or since made)
+        # keys set, deleted or dropped since ``_origin`` (or since made); None: none (no empty
+        # set kept per mapping: 100,000 PDLs hold three of these each)
+        self._changed: set[str] | None = None
 
     def __getitem__(self, key: str) -> V:
         value = self._rows[key]
@@ -54,18 +56,24 @@ class LazyRows(MutableMapping[str, V], Generic[V]):
             loaded = self._load(key)
             if loaded is None:
                 del self._rows[key]
-                self._changed.add(key)
+                self._note(key)
                 raise KeyError(key)
             self._rows[key] = value = loaded
         return value  # type: ignore[no-any-return]
 
     def __setitem__(self, key: str, value: V) -> None:
         self._rows[key] = value
-        self._changed.add(key)
+        self._note(key)
 
     def __delitem__(self, key: str) -> None:
         del self._rows[key]
-        self._changed.add(key)
+        self._note(key)
+
+    def _note(self, key: str) -> None:
+        if self._changed is None:
+            self._changed = {key}
+        else:
+            self._changed.add(key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._rows))
@@ -80,7 +88,7 @@ class LazyRows(MutableMapping[str, V], Generic[V]):
         """A copy that remembers where it comes from: see ``changed_since``."""
         copied = LazyRows(dict(self._rows), self._load)
         copied._origin = self if self._origin is None else self._origin
-        copied._changed = set(self._changed)
+        copied._changed = None if self._changed is None else set(self._changed)
         return copied
 
     def fresh_copy(self) -> "LazyRows[V]":
@@ -96,7 +104,7 @@ class LazyRows(MutableMapping[str, V], Generic[V]):
             return None
         if self is base:
             return set()
-        return self._changed if self._origin is base else None
+        return (self._changed or set()) if self._origin is base else None
 
     def raw(self, key: str) -> Any:
         """The stored value without loading (``UNLOADED`` for a closed row not read yet)."""
