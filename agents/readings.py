@@ -29,7 +29,7 @@ from agents import battery, consumption, gateways, live
 from agents.contracts import UNRESOLVED, contract_for
 from stream import clock, metrics, ops
 from stream.app import app, readings_topic, settings
-from stream.state import writeback
+from stream.state import publisher, writeback
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ async def fold_messages(consumer: Any, messages: list[Any]) -> None:
     the message acked through the consumer only after the flush that holds its state
     (``writeback.hold_message``). The consumer runs this under ``wait_first(...,
     suspend_flow)``, so a rebalance may cancel it at an ``await``: only between readings, or in
-    ``fold`` before the reading changed anything (its one await before ``hold()`` comes first) or
+    ``fold`` before the reading changed anything (its awaits before ``hold()`` come first) or
     after it is held (``_maybe_flush`` shields its drain); a message not yet held is not tracked
     either, so it is simply fetched again after the seek to the committed offsets that follows
     every rebalance. The consumer calls it only once the gateway registry is loaded
@@ -116,8 +116,10 @@ async def fold(event: Any, hold: Callable[[], None]) -> None:
     key, raw = event.key, event.value
     partition = event.message.partition
     ops.note_reading(partition, raw)  # lag age (stream/ops.py)
+    if publisher.backlogged():  # Redis slower than the folds: wait for room rather than drop payloads
+        await _wait_for_redis()  # before anything is judged or folded, as ``settle`` below
     if battery.publishes_wait() and key:  # a tick's publishes of this PDL first (agents/battery.py)
-        # before anything is judged or folded: the one await before ``hold()``, so a rebalance
+        # before anything is judged or folded (like the Redis wait above), so a rebalance
         # cancelling ``fold_messages`` here leaves nothing of this reading behind (no trust
         # state, no publish) and it is simply fetched again
         await battery.settle(key.decode(errors="replace"))
@@ -148,6 +150,20 @@ async def fold(event: Any, hold: Callable[[], None]) -> None:
         FOLD_LATENCY.observe(max(0.0, clock.time() - received_at))
     hold()
     await _maybe_flush()
+
+
+async def _wait_for_redis() -> None:
+    """Back-pressure from Redis: the publish queue is half full (a fold publishes faster than
+    Redis takes it, seen at 1,000 readings/s on a 2-core machine), so this reading waits until
+    the queue is down to a quarter, at most 4x the Redis timeout; then it is folded anyway (a
+    Redis that slow is counted and handled by the publisher: timeouts, queue_full drops and the
+    snapshot rewrite). Nothing of the reading is changed before: a rebalance may cancel here."""
+    started = time.monotonic()
+    room = await publisher.wait_for_room()
+    metrics.REDIS_BACKPRESSURE_SECONDS.inc(time.monotonic() - started)
+    metrics.REDIS_BACKPRESSURE.labels("room" if room else "timeout").inc()
+    if not room:
+        log.warning("redis publish queue still %d payloads after waiting for room: folding anyway", publisher.queued)
 
 
 async def _maybe_flush() -> None:

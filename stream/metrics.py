@@ -66,6 +66,15 @@ REDIS_FAILURES = Counter(
     "Payloads not published (dropped): error, timeout, redis_down (while reconnecting), queue_full",
     ["reason"],
 )
+REDIS_BACKPRESSURE = Counter(
+    "linky_redis_backpressure_waits_total",
+    "Readings held before their fold because the Redis publish queue was half full: room (the "
+    "queue drained to a quarter) or timeout (folded anyway; payloads may then be dropped as queue_full)",
+    ["outcome"],
+)
+REDIS_BACKPRESSURE_SECONDS = Counter(
+    "linky_redis_backpressure_seconds_total", "Time the readings waited for room in the Redis publish queue"
+)
 REDIS_UP = Gauge("linky_redis_up", "1 when the last Redis round trip succeeded")
 REDIS_QUEUE = Gauge("linky_redis_publish_queue", "Payloads waiting to be published")
 SNAPSHOTS_REWRITTEN = Counter(

@@ -114,6 +114,9 @@ class RedisPublisher:
             return False
         if len(self._queue) >= self.queue_size:
             metrics.REDIS_FAILURES.labels("queue_full").inc()
+            if not self.resync_pending:  # once per episode: the snapshot rewrite ends it
+                log.warning("redis publish queue full (%d payloads): dropping new payloads, "
+                            "snapshot keys rewritten once it drains", self.queue_size)  # fmt: skip
             self.resync_pending = True
             return False
         self._queue.append((channel, encode(payload), event_time, received_at))
@@ -122,6 +125,19 @@ class RedisPublisher:
         if self._wakeup is not None:
             self._wakeup.set()
         return True
+
+    def backlogged(self) -> bool:
+        """Whether the queue is half full while the publisher's task runs and Redis answers: the
+        readings should wait for room (``wait_for_room``) rather than fill it, which drops
+        payloads (``queue_full``). O(1)."""
+        return self._running and self.up and len(self._queue) * 2 >= self.queue_size
+
+    def wait_for_room(self, timeout: float | None = None) -> Awaitable[bool]:
+        """An awaitable done once the queue is down to a quarter of its size (sent, or dropped
+        because Redis went down): True then; False after ``timeout`` (default 4x the Redis
+        timeout); True at once when the publisher's task does not run."""
+        mark = self._enqueued - self.queue_size // 4
+        return self._wait_handled(mark, self.timeout * 4 if timeout is None else timeout)
 
     def add_snapshot_source(self, source: SnapshotSource) -> None:
         """Register a callable yielding ``(channel, payload)`` for every snapshot this worker owns."""

@@ -227,3 +227,40 @@ async def test_faust_s_monitor_sees_the_readings_folded_by_the_consumer(
     await readings.fold_messages(_Consumer(), [message])
     assert message.tp in app.monitor.stream_inbound_time
     await writeback.drain()
+
+
+async def test_a_reading_waits_for_room_in_the_redis_queue_before_anything_is_folded(
+    calls: list[tuple[Any, ...]], contracts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Back-pressure from Redis: with the publish queue half full, a reading waits (before the
+    trust check, like ``settle``) until the publisher made room, instead of publishing into a
+    full queue that drops payloads; the wait is counted."""
+    import asyncio
+
+    from stream.state import writeback
+
+    class Publisher:
+        def __init__(self) -> None:
+            self.room = asyncio.Event()
+
+        def backlogged(self) -> bool:
+            return not self.room.is_set()
+
+        async def wait_for_room(self) -> bool:
+            await self.room.wait()
+            return True
+
+    publisher = Publisher()
+    monkeypatch.setattr(readings, "publisher", publisher)
+    monkeypatch.setattr(writeback, "_barrier", None)
+    room = metrics.REDIS_BACKPRESSURE.labels("room")
+    waits = room._value.get()
+    task = asyncio.ensure_future(readings.fold_messages(_Consumer(), [_Message(31, b"30000000000006", b'{"a": 6}')]))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not task.done() and calls == [] and contracts == []  # waiting, nothing judged or folded
+    publisher.room.set()
+    await asyncio.wait_for(task, 5)
+    assert [call[0] for call in calls] == ["live", "consumption", "battery"] and contracts == ["30000000000006"]
+    assert room._value.get() == waits + 1
+    await writeback.drain()

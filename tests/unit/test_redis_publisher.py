@@ -231,3 +231,38 @@ async def test_a_slow_redis_times_the_barrier_out() -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_half_full_queue_asks_the_readings_to_wait_for_room(caplog: pytest.LogCaptureFixture) -> None:
+    """Back-pressure (agents/readings.py ``fold`` waits when ``backlogged``): only while the
+    publisher's task runs and Redis answers; the wait ends once a quarter of the queue is left,
+    or after its timeout when Redis is that slow."""
+    fake = FakeRedis()
+    fake.delay = 0.05
+    pub = RedisPublisher("redis://fake", queue_size=8, batch_size=2, timeout_seconds=5, client_factory=lambda: fake)
+    for i in range(4):
+        pub.publish("linky:P:live", {"seq": i})
+    assert not pub.backlogged()  # no task: nothing would ever make room, so no wait
+    assert await pub.wait_for_room(5) is True
+    task = asyncio.ensure_future(pub.run())
+    await asyncio.sleep(0)  # the task takes a first batch of two
+    try:
+        assert not pub.backlogged()
+        pub.publish("linky:P:live", {"seq": 4})
+        pub.publish("linky:P:live", {"seq": 5})
+        assert pub.backlogged()  # half full
+        assert await pub.wait_for_room(0.01) is False  # slower than the timeout
+        assert await pub.wait_for_room(5) is True and pub.queued <= 2
+        assert not pub.backlogged()
+        fake.delay = 0.0
+        for i in range(9):  # full: the ninth is dropped, with one warning for the episode
+            pub.publish("linky:P:live", {"seq": i})
+        pub.publish("linky:P:live", {"seq": 99})
+        assert [r.getMessage() for r in caplog.records].count(
+            "redis publish queue full (8 payloads): dropping new payloads, snapshot keys rewritten once it drains") == 1
+        fake.down = True
+        await pub.sent_barrier(5)
+        assert not pub.up and not pub.backlogged()  # Redis down: drops are counted, nobody waits
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
