@@ -36,7 +36,7 @@ from stream.battery_publish import add_snapshot_source, publish
 from stream.decode_cache import DecodeCache
 from stream.due_index import DueIndex
 from stream.redis_publisher import Snapshot, encode
-from stream.state import history_loader, load_consumption, writeback
+from stream.state import history_loader, load_consumption, publisher, writeback
 from stream.writeback import TOMBSTONE, Entry, PublishOrder
 from tables.alerts import BillProjection
 from tables.bill import bill_projection
@@ -74,6 +74,10 @@ REFOLDS = Counter(
     ["outcome"],
 )
 TICKS_SENT = Counter("linky_battery_ticks_sent_total", "Ticks sent by the battery timer (month end, silence)")
+TICKS_DEFERRED = Counter(
+    "linky_battery_ticks_deferred_total",
+    "PDLs due whose tick the battery timer left to its next run because the Redis publish queue was half full",
+)
 TIMER_CHECKS = Counter("linky_battery_timer_checks_total", "PDL states the battery timer looked at (the due ones)")
 SETTLES = Counter(
     "linky_battery_publish_settles_total",
@@ -332,7 +336,13 @@ async def battery_timer() -> None:
         log.debug("battery timer scan interrupted", exc_info=True)
         return
     checked = 0
-    for pdl in _due.pop_due(now.timestamp(), limit=settings.battery_tick_max_per_run):
+    due = _due.pop_due(now.timestamp(), limit=settings.battery_tick_max_per_run)
+    for i, pdl in enumerate(due):
+        if publisher.backlogged():  # Redis behind: a tick's publishes go out in bursts (after its
+            for later in due[i:]:  # flush), so no new tick until the queue has room: next run
+                _due.schedule(later, now.timestamp())
+            TICKS_DEFERRED.inc(len(due) - i)
+            break
         checked += 1
         if checked % 200 == 0:
             await asyncio.sleep(0)

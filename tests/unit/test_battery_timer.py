@@ -1,0 +1,73 @@
+"""The battery timer (agents/battery.py ``battery_timer``) holds its ticks back while Redis is
+behind: a tick's publishes are emitted all at once by the flush that makes its state durable,
+so ticks sent into a half-full publish queue overflow it (payloads dropped as ``queue_full``,
+seen at 100,000 PDLs, docs/performance.md). The PDLs not ticked stay due for the next run.
+
+Runs the timer's body (no faust timer loop) with the state reads, the tick sends and the
+publisher replaced: no broker, no tables."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+_datadir = os.environ.get("LINKY_DATADIR")
+_tmp = tempfile.TemporaryDirectory(prefix="linky-unit-timer-")  # removed at exit
+os.environ["LINKY_DATADIR"] = _tmp.name  # never .stack/worker-data
+try:
+    from agents import battery
+    from stream import clock
+    from stream.due_index import DueIndex
+finally:
+    if _datadir is None:
+        del os.environ["LINKY_DATADIR"]
+    else:
+        os.environ["LINKY_DATADIR"] = _datadir
+
+NOW = datetime(2026, 11, 1, 0, 0, 5, tzinfo=timezone.utc)
+
+
+class State:
+    def __init__(self, pdl: str) -> None:
+        self.pdl, self.partition = pdl, 0
+
+
+async def test_the_timer_sends_no_new_tick_while_the_redis_queue_is_half_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[str] = []
+    backlog = {"after": 2}  # the queue is half full once two ticks are sent
+
+    class Publisher:
+        def backlogged(self) -> bool:
+            return len(sent) >= backlog["after"]
+
+    async def send_tick(pdl: str, partition: int, now: datetime) -> None:
+        sent.append(pdl)
+
+    due: DueIndex[str] = DueIndex()
+    for i in range(5):
+        due.schedule(f"pdl-{i}", NOW.timestamp() - 60 + i)
+    monkeypatch.setattr(battery, "_due", due)
+    monkeypatch.setattr(battery, "_scanned", {0})
+    monkeypatch.setattr(battery, "_active_partitions", lambda: {0})
+    monkeypatch.setattr(battery, "load", State)
+    monkeypatch.setattr(battery, "tick_is_due", lambda state, now, settings: True)
+    monkeypatch.setattr(battery, "send_tick", send_tick)
+    monkeypatch.setattr(battery, "publisher", Publisher())
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+    deferred = battery.TICKS_DEFERRED._value.get()
+    timer: Any = inspect.unwrap(battery.battery_timer)  # the body, not faust's timer loop around it
+
+    await timer()
+    assert sent == ["pdl-0", "pdl-1"]  # then Redis was behind: the other three wait
+    assert battery.TICKS_DEFERRED._value.get() == deferred + 3
+    assert due.pop_due(NOW.timestamp()) == ["pdl-2", "pdl-3", "pdl-4"]  # still due, not lost
+    for i in (2, 3, 4):
+        due.schedule(f"pdl-{i}", NOW.timestamp())
+    backlog["after"] = 99  # the queue has room again
+    await timer()
+    assert sent == ["pdl-0", "pdl-1", "pdl-2", "pdl-3", "pdl-4"]
