@@ -653,18 +653,14 @@ def to_storage(
     deletes: list[tuple[str, str]] = []
     for kind, (rows, open_key) in new_families.items():
         old_rows, old_open = old_families.get(kind, ({}, None))
+        # closed rows already stored as records: those of a state read by ``from_storage``
+        stored = old_rows if isinstance(old_rows, LazyRows) else {}
         changed = rows.changed_since(old_rows) if isinstance(rows, LazyRows) and isinstance(old_rows, LazyRows) else None
         if changed is not None:  # ``after`` folded from ``before``: only these keys can differ
-            _changed_rows(kind, old_rows, old_open, rows, open_key, changed, writes, deletes)
-            continue
-        # closed rows already stored as records: those of a state read by ``from_storage``
-        old_closed = {k for k in old_rows if k != old_open} if isinstance(old_rows, LazyRows) else set()
-        closed = [k for k in rows if k != open_key]
-        for key in closed:
-            if key in old_closed and _same_row(old_rows, rows, key):
-                continue
-            writes[(kind, key)] = _row_to(kind, rows[key])
-        deletes += [(kind, key) for key in sorted(old_closed.difference(closed))]
+            keys = {key for key in (old_open, open_key) if key is not None}.union(changed)
+        else:
+            keys = set(rows).union(stored)
+        _row_changes(kind, stored, old_open, rows, open_key, keys, writes, deletes)
     journal = after.journal
     if journal is not None and journal.checkpoint is not None:
         ck = journal.checkpoint
@@ -680,25 +676,25 @@ def to_storage(
     return (_hot_dict(after) if _hot else {}), writes, deletes
 
 
-def _changed_rows(
+def _row_changes(
     kind: str,
-    old_rows: LazyRows[Any],
+    stored: Mapping[str, Any],
     old_open: str | None,
-    rows: LazyRows[Any],
+    rows: Mapping[str, Any],
     open_key: str | None,
-    changed: set[str],
+    keys: set[str],
     writes: dict[tuple[str, str], dict[str, Any]],
     deletes: list[tuple[str, str]],
 ) -> None:
-    """``to_storage``'s writes and deletes of one row family when ``rows`` descends from
-    ``old_rows`` (``LazyRows.changed_since``): the same as comparing every key, looking only at
-    the keys changed and the two open keys (a key neither changed nor open is a closed row in
-    both, the same stored row): O(rows the reading touched), not O(history)."""
-    suspects = sorted({key for key in (old_open, open_key) if key is not None}.union(changed))
-    for key in suspects:
-        was_closed = key != old_open and key in old_rows
+    """``to_storage``'s writes and deletes of one row family, for ``keys``: a closed row is
+    written when it is new or differs from the stored one, a stored closed row that is gone (or
+    open again) is deleted. ``keys`` is every key, or, when ``rows`` descends from the stored
+    rows (``LazyRows.changed_since``), the keys changed and the two open keys: any other key is
+    the same stored closed row in both, so O(rows the reading touched), not O(history)."""
+    for key in sorted(keys):
+        was_closed = key != old_open and key in stored
         is_closed = key != open_key and key in rows
-        if is_closed and not (was_closed and _same_row(old_rows, rows, key)):
+        if is_closed and not (was_closed and _same_row(stored, rows, key)):
             writes[(kind, key)] = _row_to(kind, rows[key])
         elif was_closed and not is_closed:
             deletes.append((kind, key))

@@ -9,25 +9,17 @@ publisher replaced: no broker, no tables."""
 from __future__ import annotations
 
 import inspect
-import os
-import tempfile
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
-_datadir = os.environ.get("LINKY_DATADIR")
-_tmp = tempfile.TemporaryDirectory(prefix="linky-unit-timer-")  # removed at exit
-os.environ["LINKY_DATADIR"] = _tmp.name  # never .stack/worker-data
-try:
+from tests.unit.datadir import private_datadir
+
+with private_datadir("linky-unit-timer-") as _datadir:  # never .stack/worker-data; removed at exit
     from agents import battery
     from stream import clock
     from stream.due_index import DueIndex
-finally:
-    if _datadir is None:
-        del os.environ["LINKY_DATADIR"]
-    else:
-        os.environ["LINKY_DATADIR"] = _datadir
 
 NOW = datetime(2026, 11, 1, 0, 0, 5, tzinfo=timezone.utc)
 

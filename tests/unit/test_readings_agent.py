@@ -7,25 +7,17 @@ recorders: the tables and Redis are not touched.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-_datadir = os.environ.get("LINKY_DATADIR")
-_tmp = tempfile.TemporaryDirectory(prefix="linky-unit-readings-")  # removed at exit
-os.environ["LINKY_DATADIR"] = _tmp.name  # never .stack/worker-data
-try:
+from tests.unit.datadir import private_datadir
+
+with private_datadir("linky-unit-readings-") as _datadir:  # never .stack/worker-data; removed at exit
     from agents import battery, consumption, live, readings
     from stream import metrics
     from stream.app import app, readings_topic
-finally:
-    if _datadir is None:
-        del os.environ["LINKY_DATADIR"]
-    else:
-        os.environ["LINKY_DATADIR"] = _datadir
 
 
 @pytest.fixture
