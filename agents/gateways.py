@@ -50,7 +50,10 @@ gateways_topic = app.topic(
     internal=True,  # declared (created, compacted) if missing, as stream/gateways.py does for the CLI
 )
 gateways = pdl_table("gateways", read_mostly=True)
-trust_table = pdl_table("trust")
+# read for every reading; written only when a PDL's trust state changes (never for an unsigned
+# reading that is not checked, once per flush for the others), so its reads are kept in memory:
+# without that, each unsigned reading paid a RocksDB read of an absent key (docs/performance.md)
+trust_table = pdl_table("trust", read_mostly=True)
 writeback.register(trust_table)  # per-PDL trust state: written back like the folds' (stream/writeback.py)
 
 REJECTED = Counter(

@@ -165,7 +165,7 @@ class NoWalRocksDBStore(faust_rocksdb.Store):
         read of the same key), with the key encoded twice (docs/performance.md, issue 14).
 
         A table declared read-mostly (``read_cache_entries``: contracts, alert preferences, the
-        gateway registry; read for every reading, written rarely) keeps what it read inside
+        gateway registry, the trust states; read for every reading, written rarely) keeps what it read inside
         stream iteration per partition, absent keys too, so those reads cost a dict lookup
         instead of a RocksDB read (about 25 us each, three per reading). Every way a value
         reaches the store drops it: ``_set``, ``_del``, a changelog batch (recovery, standby),

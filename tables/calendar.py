@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 PARIS = ZoneInfo("Europe/Paris")
 UTC = timezone.utc
 HOUR = timedelta(hours=1)
+_DAY = timedelta(days=1)
 _MICRO = timedelta(microseconds=1)
 
 __all__ = [
@@ -51,11 +52,25 @@ def to_utc(when: datetime) -> datetime:
     return when.astimezone(UTC)
 
 
+_DATES_KEPT = 8192  # (UTC hour, tz) -> local date: about a year of hours
+_date_of_hour: dict[tuple[float, ZoneInfo], date] = {}
+
+
 def local_date(when: datetime, tz: ZoneInfo = PARIS) -> date:
-    """The local calendar date of an aware instant."""
+    """The local calendar date of an aware instant.
+
+    Memoized per UTC hour (``tz`` has whole-hour offsets and changes them on UTC hours, see the
+    module docstring, so every instant of a UTC hour has the same local date): a reading asks
+    about a dozen times, ``astimezone`` costs about twice the lookup."""
     if when.tzinfo is None:
         raise ValueError(f"naive datetime {when!r}: times must carry an offset")
-    return when.astimezone(tz).date()
+    key = (when.timestamp() // 3600, tz)
+    day = _date_of_hour.get(key)
+    if day is None:
+        if len(_date_of_hour) >= _DATES_KEPT:
+            _date_of_hour.clear()
+        day = _date_of_hour[key] = when.astimezone(tz).date()
+    return day
 
 
 @lru_cache(maxsize=4096)  # pure; a few days are asked for at every reading (about 11 years of days)
@@ -117,6 +132,7 @@ def midnights_between(start: datetime, end: datetime, tz: ZoneInfo = PARIS) -> l
     return out
 
 
+@lru_cache(maxsize=2048)  # pure; bucket bounds come back at every reading (the reading times do not)
 def iso_local(when: datetime, tz: ZoneInfo = PARIS) -> str:
     """ISO-8601 in local time with its offset: ``2026-10-25T02:00:00+01:00``."""
     return when.astimezone(tz).isoformat()
@@ -156,7 +172,11 @@ def split_delta(
     ``(start, end, import_wh_by_period, export_wh)`` in time order, amounts shared in proportion
     to time with the largest-remainder rule. A zero-length delta is one piece.
     """
-    start, end = to_utc(start), to_utc(end)
+    start, end, cuts = to_utc(start), to_utc(end), tuple(cuts)
+    if end <= local_midnight(local_date(start, tz) + _DAY, tz) and not any(start < to_utc(c) < end for c in cuts):
+        # fast path: nothing to cut (nearly every reading, 2 s after the last), one piece with
+        # everything, as the general path gives for a single span
+        return [(start, end, dict(import_wh_by_period), export_wh)]
     bounds = sorted({c for c in (*midnights_between(start, end, tz), *map(to_utc, cuts)) if start < c < end})
     edges = [start, *bounds, end]
     spans = list(zip(edges, edges[1:])) or [(start, end)]

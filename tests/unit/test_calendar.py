@@ -135,3 +135,44 @@ def test_other_zones_with_whole_hour_offsets() -> None:
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         split_by_hour(datetime(2026, 1, 1), datetime(2026, 1, 2), {"A": 1})
+
+
+def _split_reference(start: datetime, end: datetime, cuts: list[datetime], imports: dict[str, int],
+                     export: int) -> list[tuple[datetime, datetime, dict[str, int], int]]:
+    """split_delta's contract written out without its fast path: cut at every local midnight
+    and cut inside (start, end), then share by time with the largest remainder."""
+    bounds = sorted({c for c in (*midnights_between(start, end), *cuts) if start < c < end})
+    edges = [start, *bounds, end]
+    spans = list(zip(edges, edges[1:])) or [(start, end)]
+    weights = [(b - a) // timedelta(microseconds=1) for a, b in spans]
+    shares = {label: split_proportionally(wh, weights) for label, wh in imports.items()}
+    exports = split_proportionally(export, weights)
+    return [(a, b, {label: s[i] for label, s in shares.items()}, exports[i]) for i, (a, b) in enumerate(spans)]
+
+
+@given(
+    st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31)),
+    st.integers(-5, 3 * 24 * 3600),
+    st.lists(st.integers(-3600, 3 * 24 * 3600), max_size=3),
+    st.integers(0, 10**6),
+    st.integers(0, 10**6),
+)
+def test_split_delta_gives_the_reference_split(naive: datetime, seconds: int, cut_offsets: list[int],
+                                               wh: int, export: int) -> None:
+    """The one-piece fast path (no midnight, no cut inside) and the general path both give what
+    the contract says, including empty and reversed intervals and cuts on the bounds."""
+    start = naive.replace(tzinfo=UTC)
+    end = start + timedelta(seconds=seconds)
+    cuts = [start + timedelta(seconds=s) for s in cut_offsets]
+    imports = {"HP": wh, "HC": wh // 3}
+    assert split_delta(start, end, iter(cuts), imports, export) == _split_reference(start, end, cuts, imports, export)
+
+
+@given(st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31)),
+       st.sampled_from([PARIS, ZoneInfo("America/New_York"), UTC]))
+def test_local_date_is_the_date_in_the_zone(naive: datetime, zone: ZoneInfo) -> None:
+    """Memoized per UTC hour: every instant, including both sides of the DST changes, still gets
+    its own zone's date."""
+    when = naive.replace(tzinfo=UTC)
+    assert local_date(when, zone) == when.astimezone(zone).date()
+    assert local_date(when.astimezone(PARIS), zone) == when.astimezone(zone).date()
