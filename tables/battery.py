@@ -35,7 +35,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from typing import Any, Mapping, NamedTuple, Sequence
 
-from tables.calendar import split_delta, to_utc
+from tables.calendar import month_key, split_delta, to_utc
 from tables.contracts import (
     RATIO_SCALE,
     Anchor,
@@ -775,8 +775,6 @@ def _check_amounts(imports: Mapping[str, int], export_wh: int) -> None:
         raise ValueError(f"export_wh must be an integer >= 0, got {export_wh!r}")
 
 
-def month_key(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
 
 
 def _next_month(day: date) -> date:

@@ -90,6 +90,7 @@ def hour_start(when: datetime, tz: ZoneInfo = PARIS) -> datetime:
     return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
+@lru_cache(maxsize=1024)  # pure; asked about eight times per reading
 def month_key(day: date) -> str:
     """``"2026-10"`` for any day of October 2026."""
     return f"{day.year:04d}-{day.month:02d}"

@@ -45,12 +45,14 @@ def _plain_fields(cls: type) -> frozenset[str] | None:
 def replace(obj: T, /, **changes: Any) -> T:
     """A copy of the frozen dataclass instance ``obj`` with ``changes`` (as ``dataclasses.replace``)."""
     cls = obj.__class__
-    names = _plain_fields(cls)
+    names = _FIELDS.get(cls, ())
+    if names == ():
+        names = _plain_fields(cls)
     if names is None:
         return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
-    for name in changes:
-        if name not in names:
-            raise TypeError(f"{cls.__name__}.__init__() got an unexpected keyword argument {name!r}")
+    if not names.issuperset(changes):  # type: ignore[union-attr]
+        unknown = next(name for name in changes if name not in names)  # type: ignore[operator]
+        raise TypeError(f"{cls.__name__}.__init__() got an unexpected keyword argument {unknown!r}")
     new = object.__new__(cls)
     state = new.__dict__
     state.update(obj.__dict__)
