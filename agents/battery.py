@@ -78,6 +78,14 @@ TICKS_DEFERRED = Counter(
     "linky_battery_ticks_deferred_total",
     "PDLs due whose tick the battery timer left to its next run because the Redis publish queue was half full",
 )
+TICKS_APPLIED = Counter(
+    "linky_battery_ticks_applied_total",
+    "Timer ticks handled by the ticks agent, by outcome: changed (a day or month closed, an alert), "
+    "unchanged (nothing left to do) or unknown_pdl (no state). Ticks sent but none handled: the "
+    "ticks partitions are not consumed (alert LinkyBatteryTicksNotApplied)",
+    ["outcome"],
+)
+TICK_OUTCOMES = {outcome: TICKS_APPLIED.labels(outcome) for outcome in ("changed", "unchanged", "unknown_pdl")}
 TIMER_CHECKS = Counter("linky_battery_timer_checks_total", "PDL states the battery timer looked at (the due ones)")
 SETTLES = Counter(
     "linky_battery_publish_settles_total",
@@ -258,8 +266,10 @@ async def battery_ticks(stream):  # type: ignore[no-untyped-def]
         message = json.loads(event.value)
         before = load(event.key.decode())
         if before is None:
+            TICK_OUTCOMES["unknown_pdl"].inc()
             continue
         fold, alert_events = tick(before, datetime.fromisoformat(message["now"]), alerts.alert_settings)
+        TICK_OUTCOMES["changed" if fold.changed else "unchanged"].inc()
         if fold.changed:
             partition = event.message.partition
             _store(before, fold.state, partition)

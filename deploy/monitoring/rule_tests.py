@@ -88,6 +88,13 @@ CASES = [
     Case("LinkyStateFlushFailing", [
         _s("linky_stream_state_flush_failures_total", W, "0x10 1x40"),
     ], 9, 12, 25, [{"instance": W["instance"]}]),
+    Case("LinkyBatteryTicksNotApplied", [
+        _s("linky_battery_ticks_sent_total", W, "0x10 0+10x60"),  # from minute 10, ticks sent every minute
+        _s("linky_battery_ticks_applied_total", {**W, "outcome": "changed"}, "0x40 0+10x30"),  # handled from 40
+        # worker 2 sends and handles: must not fire
+        _s("linky_battery_ticks_sent_total", W2, "0+5x70"),
+        _s("linky_battery_ticks_applied_total", {**W2, "outcome": "unchanged"}, "0+5x70"),
+    ], 20, 30, 60, [{"instance": W["instance"]}]),
     Case("LinkyUntrustedReadings", [
         _s("linky_stream_readings_rejected_total", {**W, "reason": "bad_signature"}, "0x10 3x40"),
         _s("linky_stream_readings_rejected_total", {**W, "reason": "impossible_growth"}, "0+1x50"),

@@ -146,6 +146,14 @@ WORKER = Group("linky-worker", "linky.rules.yml", [
           "The worker could not write its buffered state to the tables or Kafka did not acknowledge "
           "the changelog records: its readings stay uncommitted (nothing is lost, but its offsets "
           "stop moving and a restart replays them)."),
+    Alert("LinkyBatteryTicksNotApplied",
+          "(sum by (instance) (increase(linky_battery_ticks_sent_total[15m])) > 0)"
+          " unless on(instance) (sum by (instance) (increase(linky_battery_ticks_applied_total[15m])) > 0)",
+          "15m", "critical",
+          "Battery timer ticks are sent but not handled on {{ $labels.instance }}",
+          "The timer sends ticks to its own partitions of the ticks topic and no tick has been handled "
+          "for 15 minutes: days and months do not close (battery, cagnotte, bills) and, with the fetch "
+          "loop waiting on the ticks agent, readings may stop too."),
     Alert("LinkyUntrustedReadings",
           'sum by (instance, reason) (increase(linky_stream_readings_rejected_total{reason!~"'
           'impossible_growth|injection_on_consumer|future_reading"}[15m])) > 0',

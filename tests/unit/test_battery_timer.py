@@ -63,3 +63,36 @@ async def test_the_timer_sends_no_new_tick_while_the_redis_queue_is_half_full(mo
     backlog["after"] = 99  # the queue has room again
     await timer()
     assert sent == ["pdl-0", "pdl-1", "pdl-2", "pdl-3", "pdl-4"]
+
+
+async def test_the_ticks_agent_counts_every_tick_it_handles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``linky_battery_ticks_applied_total{outcome}``: what alert LinkyBatteryTicksNotApplied
+    compares with the ticks sent (a worker once sent ticks its ticks agent never handled)."""
+
+    class Fold:
+        def __init__(self, changed: bool) -> None:
+            self.changed, self.state = changed, None
+
+    class Message:
+        partition = 0
+
+    class Event:
+        def __init__(self, pdl: str) -> None:
+            self.key, self.value, self.message = pdl.encode(), b'{"now": "2026-11-01T00:00:05+00:00"}', Message()
+
+    class Stream:
+        async def events(self) -> Any:
+            for pdl in ("changed", "unchanged", "unknown", "changed"):
+                yield Event(pdl)
+
+    stored: list[str] = []
+    monkeypatch.setattr(battery, "load", lambda pdl: None if pdl == "unknown" else State(pdl))
+    monkeypatch.setattr(battery, "tick", lambda state, now, settings: (Fold(state.pdl == "changed"), []))
+    monkeypatch.setattr(battery, "_store", lambda before, after, partition: stored.append(before.pdl))
+    monkeypatch.setattr(battery._order, "after_flush", lambda pdl, partition, emit: None)
+    counts = {k: child._value.get() for k, child in battery.TICK_OUTCOMES.items()}
+
+    await battery.battery_ticks.fun(Stream())
+    assert {k: child._value.get() - counts[k] for k, child in battery.TICK_OUTCOMES.items()} == {
+        "changed": 2, "unchanged": 1, "unknown_pdl": 1}
+    assert stored == ["changed", "changed"]
