@@ -254,11 +254,14 @@ def _close(
 def _prune(days: MutableMapping[str, SurplusRow], months: MutableMapping[str, SurplusRow], today: date | None) -> None:
     if today is None:
         return
-    oldest = today - timedelta(days=DAYS_KEPT)
-    for key in [k for k in days if date.fromisoformat(k) < oldest]:
+    # day keys are ISO dates ("2026-10-25"), which sort as the days do: compared as strings, not
+    # parsed (this runs at every reading, over up to DAYS_KEPT keys)
+    oldest = (today - timedelta(days=DAYS_KEPT)).isoformat()
+    for key in [k for k in days if k < oldest]:
         del days[key]
-    for key in sorted(months)[:-MONTHS_KEPT]:
-        del months[key]
+    if len(months) > MONTHS_KEPT:
+        for key in sorted(months)[:-MONTHS_KEPT]:
+            del months[key]
 
 
 def _render(row: SurplusRow | None) -> dict[str, Any] | None:

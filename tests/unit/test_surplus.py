@@ -120,3 +120,24 @@ def test_state_round_trips_through_json() -> None:
     v = [resale("2026-07-01", "0.1234")]
     s, _ = fold_surplus(SurplusState(), v, start=at(2026, 7, 30, 12), end=at(2026, 8, 1, 13), export_wh=12345)
     assert state_from_dict(json.loads(json.dumps(state_to_dict(s)))) == s
+
+
+def test_day_rows_older_than_days_kept_are_pruned_and_the_months_stay() -> None:
+    """The day rows kept are those of the last DAYS_KEPT days before the open one (the keys are
+    compared as ISO dates), across a year boundary; the month rows, up to MONTHS_KEPT, all stay."""
+    from datetime import date, timedelta
+
+    from tables.surplus import DAYS_KEPT
+
+    v = [resale("2026-01-01", "0.10")]
+    s = SurplusState()
+    first = date(2026, 11, 20)
+    for i in range(80):
+        day = first + timedelta(days=i)
+        s, _ = fold_surplus(s, v, start=at(day.year, day.month, day.day, 12), end=at(day.year, day.month, day.day, 13),
+                            export_wh=100)  # fmt: skip
+    last = first + timedelta(days=79)
+    oldest = last - timedelta(days=DAYS_KEPT)
+    assert sorted(s.days) == [(oldest + timedelta(days=i)).isoformat() for i in range(DAYS_KEPT + 1)]
+    assert sorted(s.months) == ["2026-11", "2026-12", "2027-01", "2027-02"]
+    assert s.months["2026-12"].surplus_wh == 3100  # pruning days never touches the month totals
