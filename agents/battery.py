@@ -41,6 +41,7 @@ from stream.writeback import TOMBSTONE, Entry, PublishOrder
 from tables.alerts import BillProjection
 from tables.bill import bill_projection
 from tables.contracts import Contract
+from tables import stored_json
 from tables.frozen import replace
 from tables.ledger import (
     as_stored,
@@ -139,7 +140,7 @@ def _store(before: LedgerState | None, after: LedgerState, partition: int) -> No
     pdl = after.pdl
     writes, deletes = record_changes(before, after)
     for (kind, key), record in writes.items():
-        writeback.put(ledger, history_key(pdl, kind, key), partition, json.dumps(record, separators=(",", ":")).encode())
+        writeback.put(ledger, history_key(pdl, kind, key), partition, stored_json.dumps(record))
     for kind, key in deletes:
         writeback.delete(ledger, history_key(pdl, kind, key), partition)
     writeback.put(ledger, pdl.encode(), partition, Entry(as_stored(after, _record_loader(pdl)), _encode_hot))
@@ -148,7 +149,7 @@ def _store(before: LedgerState | None, after: LedgerState, partition: int) -> No
 
 def _encode_hot(state: LedgerState) -> bytes:
     """The hot value's bytes, built at flush time only (once per flush, not per reading)."""
-    return json.dumps(hot_value(state), separators=(",", ":")).encode()
+    return stored_json.dumps(hot_value(state))
 
 
 def _remember_state(table: object, key: bytes, entry: Entry) -> None:  # type: ignore[type-arg]

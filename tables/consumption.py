@@ -54,6 +54,7 @@ from tables.calendar import (
 )
 from tables.cost import BucketCost, EnergyPart, StandingPart, bucket_cost, hours_in_day, normalize_label, period_names, render_cost
 from tables.cost import tariff_on
+from tables import stored_json
 from tables.contracts import ContractVersion, TariffOption
 from tables.deltas import EXPORT, ROLLOVER, TOTAL, Cursor, IndexEvent, advance, cursor_from_dict, cursor_to_dict
 from tables.frozen import replace
@@ -468,7 +469,7 @@ def state_to_bytes(state: ConsumptionState) -> bytes:
     }
     if state.labels:  # absent in values written before labels existed
         data["l"] = dict(state.labels)
-    return json.dumps(data, separators=(",", ":")).encode()
+    return stored_json.dumps(data)
 
 
 def state_from_bytes(raw: bytes) -> ConsumptionState:
@@ -487,7 +488,7 @@ def state_from_bytes(raw: bytes) -> ConsumptionState:
 
 
 def record_to_bytes(record: Mapping[str, Any]) -> bytes:
-    return json.dumps(record, separators=(",", ":")).encode()
+    return stored_json.dumps(record)
 
 
 def record_from_bytes(raw: bytes) -> dict[str, Any]:

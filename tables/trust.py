@@ -59,6 +59,7 @@ from datetime import datetime, timedelta, timezone
 from hashlib import sha256
 from typing import Any, Mapping
 
+from tables import stored_json
 from tables.frozen import replace
 
 SCHEMA_VERSION = 1
@@ -454,7 +455,7 @@ def state_from_dict(data: Mapping[str, Any]) -> TrustState:
 
 
 def encode_state(st: TrustState) -> bytes:
-    return json.dumps(state_to_dict(st), separators=(",", ":")).encode()
+    return stored_json.dumps(state_to_dict(st))
 
 
 def decode_state(raw: bytes | None) -> TrustState:
