@@ -16,7 +16,9 @@ counts the fold (trust check, live, consumption, battery, their renders and publ
 publisher's queue) and not the flushes, the Redis client nor Kafka: compare it with
 bench/stream_throughput.py for those. Instructions are not time (cache misses, allocation
 patterns), so a change is confirmed by the throughput bench when it is large enough to show
-there.
+there. Leave the checkouts alone while it runs: each run imports the code as it is then, and
+two sizes that ran different code give a meaningless difference. Two runs of the same checkout
+agreed within 0.25 % (docs/performance.md "2026-12-06, late night").
 """
 
 from __future__ import annotations
