@@ -10,7 +10,7 @@ from a fresh 4-partition topic; every second the bench samples its counters and 
 
 - the readings/s over the whole run and the lowest rate over any 10 s window (a stall shows there),
   with the timer's checks and ticks over the run (``linky_battery_timer_checks_total``,
-  ``linky_battery_ticks_sent_total``);
+  ``linky_battery_ticks_sent_total``, ``linky_battery_ticks_applied_total``: sent, handled);
 - RSS at the end and one minute later (steady state, after the timer closed what was due);
 - changelog records and bytes per reading (the app's changelog topics on the local broker's disk);
 - then the worker is SIGKILLed, its data dir deleted, and a new worker started on an empty one:
@@ -146,9 +146,10 @@ def main() -> int:
         _steady(port, proc.pid, args.steady_seconds)
         checks = metric(port, "linky_battery_timer_checks_total", {})
         ticks = metric(port, "linky_battery_ticks_sent_total", {})
+        applied = metric(port, "linky_battery_ticks_applied_total", {})
         late = metric(port, "linky_redis_late_round_trips_total", {})
         down = metric(port, "linky_redis_publish_failures_total", {})
-        print(f"timer: {checks:.0f} PDL checks, {ticks:.0f} ticks sent; redis: {late:.0f} late round trips, "
+        print(f"timer: {checks:.0f} PDL checks, {ticks:.0f} ticks sent, {applied:.0f} handled; redis: {late:.0f} late round trips, "
               f"{down:.0f} payloads dropped")  # fmt: skip
         print(f"RSS: {rss_end:.0f} MB when done, {rss_mb(proc.pid):.0f} MB {args.steady_seconds:.0f} s later")
         if args.memory_report:
@@ -179,13 +180,14 @@ def _steady(port: int, pid: int, seconds: float, every: float = 10.0) -> None:
     """Wait ``seconds`` after the fold, printing every ``every`` s the worker's RSS, the readings
     and ticks it still folds, and where RocksDB's memory is (linky_stream_rocksdb_memory_bytes)."""
     start = time.monotonic()
-    print("  after fold  RSS MB  readings  ticks  rocksdb MB: cache pinned memtables table_readers")
+    print("  after fold  RSS MB  readings  ticks handled  rocksdb MB: cache pinned memtables table_readers")
     while True:
         text = scrape(port)
         rocks = [metric_in(text, "linky_stream_rocksdb_memory_bytes", {"kind": k}) / 1e6
                  for k in ("block_cache", "pinned", "memtables", "table_readers")]  # fmt: skip
         print(f"  {time.monotonic() - start:8.0f} s {rss_mb(pid):7.0f} {metric_in(text, *PROCESSED):9.0f} "
-              f"{metric_in(text, 'linky_battery_ticks_sent_total', {}):6.0f}   "
+              f"{metric_in(text, 'linky_battery_ticks_sent_total', {}):6.0f} "
+              f"{metric_in(text, 'linky_battery_ticks_applied_total', {}):7.0f}   "
               + " ".join(f"{v:6.1f}" for v in rocks))  # fmt: skip
         left = seconds - (time.monotonic() - start)
         if left <= 0:
