@@ -38,10 +38,10 @@ from stream.due_index import DueIndex
 from stream.redis_publisher import Snapshot, encode
 from stream.state import history_loader, load_consumption, publisher, writeback
 from stream.writeback import TOMBSTONE, Entry, PublishOrder
+from tables import stored_json
 from tables.alerts import BillProjection
 from tables.bill import bill_projection
 from tables.contracts import Contract
-from tables import stored_json
 from tables.frozen import replace
 from tables.ledger import (
     as_stored,

@@ -35,7 +35,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from typing import Any, Mapping, NamedTuple, Sequence
 
-from tables.calendar import month_key, split_delta, to_utc
+from tables.calendar import month_key, next_month, prev_month, split_delta, to_utc
 from tables.contracts import (
     RATIO_SCALE,
     Anchor,
@@ -251,7 +251,7 @@ def projected_month_end_wh(state: BatteryState, now: datetime) -> int | None:
     if row is None:
         return None
     month_start = paris_midnight(day.replace(day=1))
-    month_end = paris_midnight(_next_month(day))
+    month_end = paris_midnight(next_month(day))
     elapsed = (now - month_start).total_seconds()
     if elapsed < 3600:
         return None
@@ -529,7 +529,7 @@ class _Work:
 
     def _prune(self, today: date) -> None:
         # Keep the day rows of this month and the previous one (late invoice anchors need them).
-        first_prev = _prev_month(today.replace(day=1))
+        first_prev = prev_month(today.replace(day=1))
         for key in [k for k in self.days if date.fromisoformat(k) < first_prev]:
             del self.days[key]
             self.days_kept_from = first_prev
@@ -773,16 +773,6 @@ def _check_amounts(imports: Mapping[str, int], export_wh: int) -> None:
             raise ValueError(f"import_wh_by_period[{label!r}] must be an integer >= 0, got {wh!r}")
     if isinstance(export_wh, bool) or not isinstance(export_wh, int) or export_wh < 0:
         raise ValueError(f"export_wh must be an integer >= 0, got {export_wh!r}")
-
-
-
-
-def _next_month(day: date) -> date:
-    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
-
-
-def _prev_month(first: date) -> date:
-    return date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
 
 
 def row_to_dict(row: LedgerRow) -> dict[str, Any]:

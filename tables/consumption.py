@@ -39,6 +39,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
 from zoneinfo import ZoneInfo
 
+from tables import stored_json
 from tables.calendar import (
     HOUR,
     PARIS,
@@ -54,7 +55,6 @@ from tables.calendar import (
 )
 from tables.cost import BucketCost, EnergyPart, StandingPart, bucket_cost, hours_in_day, normalize_label, period_names, render_cost
 from tables.cost import tariff_on
-from tables import stored_json
 from tables.contracts import ContractVersion, TariffOption
 from tables.deltas import EXPORT, ROLLOVER, TOTAL, Cursor, IndexEvent, advance, cursor_from_dict, cursor_to_dict
 from tables.frozen import replace
