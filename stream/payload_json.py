@@ -28,14 +28,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
-
-_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+from tables.stored_json import orjson_copy
 
 
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON of ``obj``: orjson's, else the standard library's."""
-    try:
-        return b"".join((orjson.dumps(obj, option=_OPTIONS), b""))  # a right-sized copy (module docstring)
-    except TypeError:  # the standard library's compact, non-ASCII-escaping JSON (or its TypeError)
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    raw = orjson_copy(obj)  # a right-sized copy (module docstring), None when orjson refuses obj
+    if raw is not None:
+        return raw
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()  # or its TypeError

@@ -42,6 +42,7 @@ def test_edge_cases_take_the_standard_librarys_path() -> None:
         {"offer": Offer.BATTERY},  # a str enum: orjson refuses subclasses here
         {"big": 2**64 + 1, "ctl": "\x00\x1f\x7f", "quote": '"\\/'},
         {"s": "0.0000 inside a string"},
+        {"\x7f": "del\x7f"},  # DEL: escaped by the standard library only (found by the property test)
     ]
     for obj in cases:
         assert stored_json.dumps(obj) == standard(obj)
