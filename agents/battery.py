@@ -93,6 +93,14 @@ SETTLES = Counter(
     "Readings whose PDL had a tick's publishes waiting for a flush: flushed first (ok) or not (failed)",
     ["outcome"],
 )
+TICK_RELEASES = Counter(
+    "linky_battery_tick_releases_total",
+    "Times the ticks agent flushed and waited before its next tick because the publishes waiting for "
+    "a flush, released together, could have overflowed the Redis publish queue: done (ok) or not "
+    "(flush failed or Redis still full after the wait: the tick goes on, a drop is then counted by "
+    "linky_redis_publish_failures_total)",
+    ["outcome"],
+)
 TIMER_SCHEDULED = Gauge("linky_battery_timer_scheduled", "PDLs of this worker with a scheduled timer check")
 Gauge("linky_battery_publishes_waiting_for_flush",
       "Publishes of ticks and contract changes waiting for the flush that makes their state durable",
@@ -264,6 +272,8 @@ def _bill_projection(pdl: str, state: LedgerState, contract: Contract | None) ->
 async def battery_ticks(stream):  # type: ignore[no-untyped-def]
     """Apply a timer tick (wall-clock time in the message) to its PDL."""
     async for event in stream.events():
+        if _release_due():
+            await _release_ticks()
         message = json.loads(event.value)
         before = load(event.key.decode())
         if before is None:
@@ -275,6 +285,33 @@ async def battery_ticks(stream):  # type: ignore[no-untyped-def]
             partition = event.message.partition
             _store(before, fold.state, partition)
             _order.after_flush(before.pdl, partition, _tick_emit(before, fold, alert_events))
+
+
+# What one tick publishes at most, counted for the back-pressure below: battery, surplus and
+# an alert event (a tick that opens or clears two alerts at once publishes one more).
+PAYLOADS_PER_TICK = 3
+
+
+def _release_due() -> bool:
+    """Whether the publishes waiting for a flush (ticks, contract changes) plus the Redis queue
+    reach a quarter of its size. A tick's publishes wait for the flush that makes its state
+    durable and are all released when it is acknowledged: at midnight or a month end with
+    100,000 PDLs, thousands of ticks between two flushes released more payloads at once than
+    the queue holds, and the surplus was dropped (2,410 payloads, ``queue_full``, in one
+    100,000-PDL run, docs/performance.md). With at most a quarter released at once, plus at
+    most half already queued (readings wait beyond that), the queue never fills."""
+    return _order.waiting() * PAYLOADS_PER_TICK + publisher.queued >= publisher.queue_size // 4
+
+
+async def _release_ticks() -> None:
+    """Flush what holds the waiting publishes back, then wait until the Redis queue is down to a
+    quarter: the next ticks' publishes wait for a later flush, in a smaller burst."""
+    released = await _order.release()
+    room = await publisher.wait_for_room()
+    TICK_RELEASES.labels("ok" if released and room else "failed").inc()
+    if not (released and room):
+        log.warning("ticks: %d publishes still wait for a flush, %d queued for Redis: ticking on",
+                    _order.waiting(), publisher.queued)  # fmt: skip
 
 
 def _tick_emit(before: LedgerState, fold: LedgerFold, alert_events: list[Any]) -> Callable[[], None]:

@@ -462,6 +462,7 @@ class PublishOrder:
         self._writeback = writeback
         self._queues: dict[str, list[list[Any]]] = {}  # key -> [[emit, ready, partition], ...] in publish order
         self._drained: dict[str, asyncio.Future[None]] = {}  # key -> done when its queue empties
+        self._waiting = 0  # entries in ``_queues`` (all keys)
 
     def now(self, key: str, emit: Callable[[], None]) -> None:
         """Publish now, or behind the publishes of ``key`` still waiting for a flush."""
@@ -470,6 +471,7 @@ class PublishOrder:
             emit()
         else:
             queue.append([emit, True])
+            self._waiting += 1
 
     def after_flush(self, key: str, partition: int, emit: Callable[[], None]) -> None:
         """Publish once what is buffered now for ``partition`` is in the changelog (in order)."""
@@ -478,11 +480,35 @@ class PublishOrder:
             return
         entry: list[Any] = [emit, False, partition]
         self._queues.setdefault(key, []).append(entry)
+        self._waiting += 1
         self._writeback.after_flush(partition, lambda: self._ready(key, entry))
 
     def waiting(self) -> int:
-        """Publishes queued behind a flush (all PDLs)."""
-        return sum(len(q) for q in self._queues.values())
+        """Publishes queued behind a flush (all PDLs); O(1)."""
+        return self._waiting
+
+    async def release(self, timeout: float = 30.0) -> bool:
+        """Flush now the partitions whose buffered state holds publishes back, and wait until
+        those publishes went out (at most ``timeout``). What the ticks agent does before the
+        publishes waiting for a flush could overflow the Redis queue once released together
+        (agents/battery.py): they go out in smaller bursts instead. False when a flush failed
+        or the time ran out (the publishes then wait for the next flush, as before)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._queues:
+            partitions = sorted({entry[2] for queue in self._queues.values() for entry in queue if not entry[1]})
+            if not partitions:  # only ready entries behind ones a flush in flight holds: wait for it
+                await asyncio.sleep(0.01)
+            else:
+                flush = self._writeback.flush_soon(partitions)
+                await asyncio.wait({flush}, timeout=max(0.0, deadline - loop.time()))
+                if not flush.done() or flush.cancelled() or flush.exception() is not None:
+                    return False  # a failed flush is logged and counted by the flush itself
+                if self._queues and flush.result() == 0:  # a flush in flight holds them: its turn
+                    await asyncio.sleep(0.01)
+            if loop.time() >= deadline:
+                return not self._queues
+        return True
 
     def waits(self, key: str | None = None) -> bool:
         """Whether a publish of ``key`` (of any key: None) waits for a flush; O(1)."""
@@ -528,6 +554,7 @@ class PublishOrder:
         queue = self._queues.get(key, [])
         while queue and queue[0][1]:
             emit = queue.pop(0)[0]
+            self._waiting -= 1
             try:
                 emit()
             except Exception:  # a publishing bug must not keep the rest queued forever

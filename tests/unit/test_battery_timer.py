@@ -96,3 +96,83 @@ async def test_the_ticks_agent_counts_every_tick_it_handles(monkeypatch: pytest.
     assert {k: child._value.get() - counts[k] for k, child in battery.TICK_OUTCOMES.items()} == {
         "changed": 2, "unchanged": 1, "unknown_pdl": 1}
     assert stored == ["changed", "changed"]
+
+
+async def test_the_ticks_agent_releases_waiting_publishes_before_they_could_overflow_redis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tick's publishes wait for the flush that makes its state durable, and a flush releases
+    all those it holds at once: thousands of ticks between two flushes (midnight at 100,000
+    PDLs) overflowed the Redis queue (2,410 payloads dropped as ``queue_full`` in one run). The
+    ticks agent flushes and waits for room before the waiting publishes reach a quarter of the
+    queue: every payload goes out, each PDL's in order. Real write-back and publish order over a
+    plain table; the publisher is a bounded queue that Redis empties when waited on."""
+    from stream.writeback import PublishOrder, WriteBack
+
+    class Publisher:
+        queue_size = 40
+
+        def __init__(self) -> None:
+            self.queue: list[str] = []
+            self.sent: list[str] = []
+            self.dropped = 0
+
+        @property
+        def queued(self) -> int:
+            return len(self.queue)
+
+        def publish(self, payload: str) -> None:
+            if len(self.queue) >= self.queue_size:
+                self.dropped += 1
+            else:
+                self.queue.append(payload)
+
+        async def wait_for_room(self) -> bool:
+            self.sent += self.queue  # Redis takes what is queued
+            self.queue.clear()
+            return True
+
+    class Fold:
+        changed, state = True, None
+
+    class Message:
+        partition = 0
+
+    class Event:
+        def __init__(self, pdl: str) -> None:
+            self.key, self.value, self.message = pdl.encode(), b'{"now": "2026-11-01T00:00:05+00:00"}', Message()
+
+    pdls = [f"{n:014d}" for n in range(200)]
+
+    class Stream:
+        async def events(self) -> Any:
+            for pdl in pdls:
+                yield Event(pdl)
+
+    publisher = Publisher()
+    writeback = WriteBack(source_topic="readings", interval_seconds=5.0, monotonic=lambda: 0.0)
+    class Table(dict):  # type: ignore[type-arg]
+        name = "battery-ledger"
+
+    table = Table()
+    writeback.register(table)
+
+    def emit(before: State, fold: Any, events: Any) -> Any:
+        return lambda: [publisher.publish(f"{before.pdl} {kind}") for kind in ("battery", "surplus", "alerts")]
+
+    releases = {k: battery.TICK_RELEASES.labels(k)._value.get() for k in ("ok", "failed")}
+    monkeypatch.setattr(battery, "publisher", publisher)
+    monkeypatch.setattr(battery, "_order", PublishOrder(writeback))
+    monkeypatch.setattr(battery, "load", State)
+    monkeypatch.setattr(battery, "tick", lambda state, now, settings: (Fold(), []))
+    monkeypatch.setattr(battery, "_store", lambda before, after, p: writeback.put(table, before.pdl.encode(), p, b"s"))
+    monkeypatch.setattr(battery, "_tick_emit", emit)
+
+    await battery.battery_ticks.fun(Stream())
+    await writeback.flush()  # the next regular flush releases what the last ticks hold
+    await publisher.wait_for_room()
+    assert publisher.dropped == 0
+    assert publisher.sent == [f"{pdl} {kind}" for pdl in pdls for kind in ("battery", "surplus", "alerts")]
+    assert set(table) == {pdl.encode() for pdl in pdls} and battery._order.waiting() == 0
+    assert battery.TICK_RELEASES.labels("ok")._value.get() - releases["ok"] >= len(pdls) * 3 // 10 // 2
+    assert battery.TICK_RELEASES.labels("failed")._value.get() == releases["failed"]

@@ -448,3 +448,37 @@ async def test_a_flush_writes_nothing_before_the_publishes_queued_ahead_of_it_ar
     late.set_result(False)  # the publisher did not get them out in time
     wb._barrier = lambda: late
     assert await wb.flush() == 1 and table == {b"P": b"v2"} and wb.barrier_timeouts == 1
+
+
+async def test_release_flushes_every_waiting_publish_and_reports_a_failed_flush() -> None:
+    """``PublishOrder.release`` (the ticks agent's back-pressure, agents/battery.py): flushes the
+    partitions whose state holds publishes back and returns once they went out; a failed flush
+    is reported (False) and keeps them waiting, never lost."""
+    table = ChangelogTable("ledger", [])
+    wb, _ = make()
+    wb.register(table)
+    order = PublishOrder(wb)
+    out: list[str] = []
+    for partition, key in ((0, "P"), (1, "Q")):
+        wb.put(table, key.encode(), partition, b"day closed")
+        order.after_flush(key, partition, lambda key=key: out.append(key))
+    order.now("P", lambda: out.append("P reading"))
+    assert order.waiting() == 3
+    release = asyncio.ensure_future(order.release())
+    await asyncio.sleep(0.01)
+    assert not release.done() and out == []  # waiting for Kafka's acknowledgement
+    table.futures[0].set_result(None)
+    table.futures[1].set_result(None)
+    assert await asyncio.wait_for(release, 1) is True
+    assert out == ["P", "P reading", "Q"] and order.waiting() == 0 and not order.waits()
+
+    wb.put(table, b"P", 0, b"month closed")
+    order.after_flush("P", 0, lambda: out.append("P month"))
+    release = asyncio.ensure_future(order.release())
+    await asyncio.sleep(0.01)
+    table.futures[2].set_exception(RuntimeError("broker gone"))
+    assert await asyncio.wait_for(release, 1) is False and order.waiting() == 1 and out[-1] == "Q"
+    release = asyncio.ensure_future(order.release())
+    await asyncio.sleep(0.01)
+    table.futures[3].set_result(None)
+    assert await asyncio.wait_for(release, 1) is True and out[-1] == "P month" and order.waiting() == 0
