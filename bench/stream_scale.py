@@ -10,7 +10,9 @@ from a fresh 4-partition topic; every second the bench samples its counters and 
 
 - the readings/s over the whole run and the lowest rate over any 10 s window (a stall shows there),
   with the timer's checks and ticks over the run (``linky_battery_timer_checks_total``,
-  ``linky_battery_ticks_sent_total``, ``linky_battery_ticks_applied_total``: sent, handled);
+  ``linky_battery_ticks_sent_total``, ``linky_battery_ticks_applied_total``: sent, handled;
+  ``linky_battery_tick_releases_total``: the ticks agent's flushes before a burst of publishes
+  could overflow the Redis queue) and the payloads dropped;
 - RSS at the end and one minute later (steady state, after the timer closed what was due);
 - changelog records and bytes per reading (the app's changelog topics on the local broker's disk);
 - then the worker is SIGKILLed, its data dir deleted, and a new worker started on an empty one:
@@ -149,8 +151,9 @@ def main() -> int:
         applied = metric(port, "linky_battery_ticks_applied_total", {})
         late = metric(port, "linky_redis_late_round_trips_total", {})
         down = metric(port, "linky_redis_publish_failures_total", {})
-        print(f"timer: {checks:.0f} PDL checks, {ticks:.0f} ticks sent, {applied:.0f} handled; redis: {late:.0f} late round trips, "
-              f"{down:.0f} payloads dropped")  # fmt: skip
+        releases = metric(port, "linky_battery_tick_releases_total", {})
+        print(f"timer: {checks:.0f} PDL checks, {ticks:.0f} ticks sent, {applied:.0f} handled, {releases:.0f} releases "
+              f"(flush + wait before a tick); redis: {late:.0f} late round trips, {down:.0f} payloads dropped")  # fmt: skip
         print(f"RSS: {rss_end:.0f} MB when done, {rss_mb(proc.pid):.0f} MB {args.steady_seconds:.0f} s later")
         if args.memory_report:
             _memory_report(Path(args.memory_report))
