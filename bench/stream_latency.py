@@ -178,6 +178,7 @@ def main() -> int:
         flush, fold = delta.pop("flush"), delta.pop("fold")
         if fold:
             print(f"received_at -> folded by the agent: p50 {quantile(0.5, fold) * 1e3:.1f} ms, "
+                  f"p90 {quantile(0.9, fold) * 1e3:.1f} ms, p95 {quantile(0.95, fold) * 1e3:.1f} ms, "
                   f"p99 {quantile(0.99, fold) * 1e3:.1f} ms")  # fmt: skip
         if flush:
             print(f"write-back flushes: {flush.get(float('inf'), 0):.0f}, p50 {quantile(0.5, flush) * 1e3:.0f} ms, "

@@ -163,6 +163,7 @@ class WriteBack:
         self._tasks: set[asyncio.Future[Any]] = set()  # background flushes (``flush_soon``)
         self._write_lock: asyncio.Lock | None = None  # one flush writes at a time (the newest value last)
         self._held = 0
+        self._not_started: set[asyncio.Future[Any]] = set()  # flushes of everything (``flush_soon``) not begun yet
         self._last_flush = monotonic()
         self._listeners: list[FlushListener] = []
         self._observe = observe  # (seconds from write to acknowledgement, keys written) per flush
@@ -294,7 +295,10 @@ class WriteBack:
         self._part(partition).after.append(callback)
 
     def due(self) -> bool:
-        """Whether a flush is due (interval elapsed with something buffered, or too many held)."""
+        """Whether a flush is due (interval elapsed with something buffered, or too many held),
+        and none of everything is scheduled already (``flush_soon``)."""
+        if self._not_started:
+            return False
         if self._held >= self.max_held:
             return True
         return bool(self._parts) and self._monotonic() - self._last_flush >= self.interval
@@ -309,14 +313,23 @@ class WriteBack:
 
     def flush_soon(self, partitions: Iterable[int] | None = None) -> asyncio.Future[int]:
         """Start a flush in the background (the readings agent goes on folding into a new buffer
-        while the changelog records are written and acknowledged); ``drain`` waits for it."""
+        while the changelog records are written and acknowledged); ``drain`` waits for it.
+
+        Until the task of a flush of everything first runs, ``due`` is false: otherwise every
+        reading folded before that turn saw the flush still due and scheduled another one, and
+        with two in flight the next reading waited for both (``_maybe_flush`` in
+        agents/readings.py). The readings then stopped for a whole flush, about 500 ms every
+        5 s at 1,000 meters: that was the latency p99 (docs/performance.md)."""
         task = asyncio.ensure_future(self.flush(partitions))
+        if partitions is None:
+            self._not_started.add(task)
         self._tasks.add(task)
         task.add_done_callback(self._flush_done)
         return task
 
     def _flush_done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
+        self._not_started.discard(task)  # cancelled before its first turn
         if not task.cancelled():
             task.exception()  # retrieved: ``flush`` logged and counted it and gave the buffer back
 
@@ -339,6 +352,8 @@ class WriteBack:
         (``peek``) until their keys are in the tables. Writing yields to the event loop every
         ``YIELD_EVERY`` keys, so a flush of many PDLs never stalls the readings; a crash in the
         middle leaves, per PDL, a prefix of its writes in the order of ``_write``."""
+        if self._not_started:  # a task of ``flush_soon``: started now
+            self._not_started.discard(asyncio.current_task())  # type: ignore[arg-type]
         chosen = list(self._parts) if partitions is None else [p for p in partitions if p in self._parts]
         if partitions is None or not self._parts:
             self._last_flush = self._monotonic()

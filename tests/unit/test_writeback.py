@@ -482,3 +482,35 @@ async def test_release_flushes_every_waiting_publish_and_reports_a_failed_flush(
     await asyncio.sleep(0.01)
     table.futures[3].set_result(None)
     assert await asyncio.wait_for(release, 1) is True and out[-1] == "P month" and order.waiting() == 0
+
+
+async def test_a_scheduled_flush_is_no_longer_due_before_its_task_runs() -> None:
+    """``flush_soon`` makes ``due`` false at once. It used to stay true until the flush's task
+    first ran, so each reading folded meanwhile scheduled one more flush; with two in flight the
+    next reading waited for both (agents/readings.py ``_maybe_flush``): the readings stopped
+    for a whole flush, about 500 ms every 5 s at 1,000 meters (the latency p99)."""
+    wb, now = make()
+    table = ChangelogTable("consumption", [])
+    wb.register(table)
+    wb.put(table, b"P", 0, b"v1")
+    now[0] = 6.0
+    assert wb.due()
+    first = wb.flush_soon()
+    assert not wb.due() and wb.flushing() == 1  # the next readings of the same fetch: no second flush
+    wb.put(table, b"Q", 0, b"v1")  # folded before the task's first turn: in the same flush
+    assert not wb.due()
+    await asyncio.sleep(0)  # its task runs: the interval starts again from there
+    wb.put(table, b"R", 0, b"v1")
+    assert not wb.due()
+    for fut in table.futures:
+        fut.set_result(None)
+    assert await first == 2 and set(table) == {b"P", b"Q"}
+    now[0] = 12.0
+    assert wb.due()  # R, buffered after the flush took its buffer, is due at the next interval
+
+    cancelled = wb.flush_soon()
+    assert not wb.due()
+    cancelled.cancel()  # cancelled before its first turn (a stop): due again, never stuck
+    await asyncio.wait([cancelled])
+    await asyncio.sleep(0)  # its done callbacks
+    assert wb.due() and wb.flushing() == 0
