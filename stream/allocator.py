@@ -15,12 +15,24 @@ Two settings; what they give is measured in docs/performance.md (bench/stream_sc
   ``linky_stream_malloc_trim_released_bytes_total`` (RSS before minus after). 0 = never.
 
 On a libc without these calls (musl, macOS) both are no-ops, said once in the log.
+
+And one setting of Python's own collector, ``LINKY_GC_FULL_SECONDS`` (default 60): CPython runs a
+full (generation-2) collection whenever the objects promoted since the last one reach a quarter
+of the old ones. A reading's state lives until the write-back flush writes it (up to 5 s), so it
+is promoted, and at 1,000 meters that made a full collection every 2-3 s, each pausing the event
+loop 100-190 ms: most of the latency p99 once the flush stall was gone (docs/performance.md).
+Those states are freed by reference counting; the full collection only finds cycles. So the
+worker turns CPython's automatic full collections off (``defer_full_collections``; the young
+generations are collected as before) and runs one on a timer (``full_collection``), timed in
+``linky_stream_gc_full_seconds``: one pause a minute instead of twenty. Cyclic garbage that
+reaches the old generation waits for that timer. 0 leaves CPython's behaviour.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import time
@@ -84,3 +96,21 @@ def trim() -> tuple[float, int] | None:
     lib.malloc_trim(0)
     took = time.perf_counter() - started
     return took, max(0, before - rss_bytes())
+
+
+NEVER = 2**31 - 1  # a generation-2 threshold CPython never reaches
+
+
+def defer_full_collections(enabled: bool) -> None:
+    """Turn CPython's automatic full collections off (the young generations keep their
+    thresholds); ``full_collection`` then runs them on a timer. ``enabled`` False: nothing."""
+    if enabled:
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, NEVER)
+
+
+def full_collection() -> tuple[float, int]:
+    """``gc.collect()`` once: (seconds it took, unreachable objects it found)."""
+    started = time.perf_counter()
+    found = gc.collect()
+    return time.perf_counter() - started, found

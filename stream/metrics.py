@@ -51,6 +51,12 @@ MALLOC_TRIM = Histogram(
     "Time of each malloc_trim(0) (stream/allocator.py): the event loop waits that long",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
 )
+GC_FULL = Histogram(
+    "linky_stream_gc_full_seconds",
+    "Time of each full garbage collection the worker runs on its timer (LINKY_GC_FULL_SECONDS, "
+    "stream/allocator.py): the event loop waits that long",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5),
+)
 MALLOC_TRIM_RELEASED = Counter(
     "linky_stream_malloc_trim_released_bytes_total",
     "Resident bytes malloc_trim(0) gave back to the system (RSS before minus after each call)",

@@ -185,6 +185,20 @@ if settings.malloc_trim_seconds > 0:
     app.timer(interval=settings.malloc_trim_seconds, name="stream.ops.trim_heap")(_trim_heap_timer)
 
 
+def collect_garbage() -> None:
+    """One full garbage collection, timed (stream/allocator.py ``LINKY_GC_FULL_SECONDS``)."""
+    took, _ = allocator.full_collection()
+    metrics.GC_FULL.observe(took)
+
+
+async def _collect_garbage_timer() -> None:
+    collect_garbage()
+
+
+if settings.gc_full_seconds > 0:
+    app.timer(interval=settings.gc_full_seconds, name="stream.ops.collect_garbage")(_collect_garbage_timer)
+
+
 # --------------------------------------------------------------------------- health
 
 _recovery_total: dict[str, int] = {"active": 0}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import weakref
 
 import pytest
 
@@ -40,3 +41,34 @@ def test_limit_arenas_sets_the_cap_and_zero_leaves_glibc_alone() -> None:
 def test_rss_is_read_from_proc() -> None:
     rss = allocator.rss_bytes()
     assert rss > 1024 * 1024  # an interpreter with pytest loaded is at least a few MB
+
+
+def test_full_collections_move_to_the_timer_and_still_find_cycles() -> None:
+    """``defer_full_collections``: CPython's automatic generation-2 collections off, the young
+    generations untouched; ``full_collection`` (the worker's timer) still frees cyclic garbage
+    that reached the old generation."""
+    import gc
+
+    saved = gc.get_threshold()
+    try:
+        allocator.defer_full_collections(False)
+        assert gc.get_threshold() == saved
+        allocator.defer_full_collections(True)
+        assert gc.get_threshold() == (saved[0], saved[1], allocator.NEVER)
+
+        class Node:
+            pass
+
+        gc.collect()
+        node = Node()
+        node.self = node  # type: ignore[attr-defined]
+        gc.collect(1)  # promoted to the old generation, as a reading's state that waited for a flush
+        ref = weakref.ref(node)
+        del node
+        for _ in range(50):  # young collections only now: the cycle stays
+            gc.collect(1)
+        assert ref() is not None
+        took, found = allocator.full_collection()
+        assert ref() is None and found >= 1 and took >= 0
+    finally:
+        gc.set_threshold(*saved)
