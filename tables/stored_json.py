@@ -32,20 +32,26 @@ __all__ = ["dumps", "orjson_copy"]
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
-def orjson_copy(obj: Any) -> bytes | None:
-    """orjson's compact UTF-8 JSON of ``obj`` as a right-sized copy (orjson keeps its whole
-    buffer: stream/payload_json.py), or None when orjson refuses it: what it would handle
-    differently from the standard library raises (``OPT_PASSTHROUGH_*``, non-str keys, big ints).
-    Shared by this module and stream/payload_json.py."""
+def _orjson(obj: Any) -> bytes | None:
+    """orjson's compact UTF-8 JSON of ``obj`` (its whole buffer), or None when orjson refuses it:
+    what it would handle differently from the standard library raises (``OPT_PASSTHROUGH_*``,
+    non-str keys, big ints)."""
     try:
-        return b"".join((orjson.dumps(obj, option=_OPTIONS), b""))
+        return orjson.dumps(obj, option=_OPTIONS)
     except TypeError:
         return None
 
 
+def orjson_copy(obj: Any) -> bytes | None:
+    """``_orjson`` as a right-sized copy (orjson keeps its whole buffer: stream/payload_json.py).
+    Shared by this module and stream/payload_json.py."""
+    raw = _orjson(obj)
+    return None if raw is None else b"".join((raw, b""))
+
+
 def dumps(obj: Any) -> bytes:
     """``json.dumps(obj, separators=(",", ":")).encode()``, the same bytes, faster (module docstring)."""
-    raw = orjson_copy(obj)
+    raw = _orjson(obj)
     if raw is not None and raw.isascii() and b"\x7f" not in raw and b"0.0000" not in raw and b"e-" not in raw:
-        return raw
+        return b"".join((raw, b""))  # copied only once kept
     return json.dumps(obj, separators=(",", ":")).encode()
