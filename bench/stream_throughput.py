@@ -188,6 +188,8 @@ class Run(NamedTuple):
     cpu_ms: float | None  # worker CPU ms per reading over the same span
     changelog_per_reading: float | None  # changelog records sent per reading (all tables)
     rss_mb: float | None  # worker resident memory at the end
+    flushes: float | None = None  # write-back flushes of the run (``linky_stream_state_flush_seconds_count``)
+    flushed_keys: float | None = None  # table keys they wrote (``linky_stream_state_flushed_keys_total``)
 
 
 def run_one(
@@ -254,9 +256,15 @@ def run_one(
             time.sleep(float(base_env.get("LINKY_STATE_FLUSH_SECONDS", "5")) + 1.0)  # the last flush
             records = asyncio.run(changelog_records(cfg.bootstrap_servers, app_id))
             per_reading: float | None = records / n
+            # what the changelog records come from: each flush writes every key changed since the
+            # last one, so a run that lasts one flush interval more writes about one more key per
+            # PDL and table (a slower run sends more records per reading)
+            texts = [scrape(port) for port in ports]
+            flushes: float | None = sum(metric_in(t, "linky_stream_state_flush_seconds_count", {}) for t in texts)
+            keys: float | None = sum(metric_in(t, "linky_stream_state_flushed_keys_total", {}) for t in texts)
         else:
-            per_reading = None
-        return Run((c_end - c10) / (t_end - t10), cpu_ms, per_reading, rss)
+            per_reading = flushes = keys = None
+        return Run((c_end - c10) / (t_end - t10), cpu_ms, per_reading, rss, flushes, keys)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -338,17 +346,22 @@ def main() -> int:
                                           args.workers if kind in ("stream", "before") else 1))  # fmt: skip
     results = {kind: max(rs, key=lambda r: r.rate) for kind, rs in runs.items()}
     base = results["baseline"].rate if "baseline" in results else None
-    print(f"{'app':<10} {'readings/s':>12} {'vs baseline':>12} {'CPU ms/reading':>15} {'changelog/reading':>18} {'RSS MB':>7}")
+    print(f"{'app':<10} {'readings/s':>12} {'vs baseline':>12} {'CPU ms/reading':>15} {'changelog/reading':>18} {'flushes':>8} {'keys/flush':>10} {'RSS MB':>7}")
     for kind, r in results.items():
         cpu = "n/a" if r.cpu_ms is None else f"{r.cpu_ms:.3f}"
         ratio = "n/a" if base is None else f"{r.rate / base:.2f}x"
         per = "" if r.changelog_per_reading is None else f"{r.changelog_per_reading:.3f}"
         rss = "" if r.rss_mb is None else f"{r.rss_mb:.0f}"
-        print(f"{kind:<10} {r.rate:>12.0f} {ratio:>12} {cpu:>15} {per:>18} {rss:>7}")
+        flushes = "" if not r.flushes else f"{r.flushes:.0f}"
+        keys = "" if not r.flushes or r.flushed_keys is None else f"{r.flushed_keys / r.flushes:.0f}"
+        print(f"{kind:<10} {r.rate:>12.0f} {ratio:>12} {cpu:>15} {per:>18} {flushes:>8} {keys:>10} {rss:>7}")
     if args.repeat > 1:
         print("# every run (readings/s): " + "; ".join(f"{k}: " + ", ".join(f"{r.rate:.0f}" for r in rs) for k, rs in runs.items()))
         print("# every run (CPU ms/reading): " + "; ".join(
             f"{k}: " + ", ".join("?" if r.cpu_ms is None else f"{r.cpu_ms:.3f}" for r in rs) for k, rs in runs.items()))
+        print("# every run (changelog/reading, flushes): " + "; ".join(
+            f"{k}: " + ", ".join(f"{r.changelog_per_reading:.3f} ({r.flushes:.0f})" for r in rs)
+            for k, rs in runs.items() if rs and rs[0].flushes is not None))  # fmt: skip
     return 0
 
 
