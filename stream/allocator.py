@@ -26,6 +26,12 @@ worker turns CPython's automatic full collections off (``defer_full_collections`
 generations are collected as before) and runs one on a timer (``full_collection``), timed in
 ``linky_stream_gc_full_seconds``: one pause a minute instead of twenty. Cyclic garbage that
 reaches the old generation waits for that timer. 0 leaves CPython's behaviour.
+
+The timer's first collection also freezes what survived it (``LINKY_GC_FREEZE``, default on;
+``gc.freeze``): the modules, classes, faust's services and everything else of the start-up,
+which every later full collection would scan again for nothing. Only the objects made since are
+scanned then. An object frozen there that later becomes part of a reference cycle is never
+freed; objects freed by reference counting (nearly all of them) are freed as usual.
 """
 
 from __future__ import annotations
@@ -109,8 +115,17 @@ def defer_full_collections(enabled: bool) -> None:
         gc.set_threshold(young, middle, NEVER)
 
 
-def full_collection() -> tuple[float, int]:
-    """``gc.collect()`` once: (seconds it took, unreachable objects it found)."""
+def full_collection(freeze: bool = False) -> tuple[float, int]:
+    """``gc.collect()`` once: (seconds it took, unreachable objects it found). ``freeze``: then
+    ``gc.freeze()``, which moves every object that survived into CPython's permanent generation,
+    never scanned again by any collection (they are still freed by reference counting)."""
     started = time.perf_counter()
     found = gc.collect()
+    if freeze:
+        gc.freeze()
     return time.perf_counter() - started, found
+
+
+def frozen_objects() -> int:
+    """Objects in CPython's permanent generation (``gc.freeze``)."""
+    return gc.get_freeze_count()

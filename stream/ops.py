@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import logging
 import time as _monotonic_time
 from datetime import datetime
 from typing import Any, Iterator
@@ -31,6 +32,8 @@ from prometheus_client.registry import Collector
 from stream import allocator, clock, metrics
 from stream.app import app, settings
 from stream.state import publisher
+
+log = logging.getLogger(__name__)
 
 _last_value: dict[int, bytes] = {}  # readings partition -> value of the last processed reading
 _event_time_cache: dict[int, tuple[bytes, float | None]] = {}
@@ -185,10 +188,18 @@ if settings.malloc_trim_seconds > 0:
     app.timer(interval=settings.malloc_trim_seconds, name="stream.ops.trim_heap")(_trim_heap_timer)
 
 
+_gc = {"frozen": not settings.gc_freeze}
+
+
 def collect_garbage() -> None:
-    """One full garbage collection, timed (stream/allocator.py ``LINKY_GC_FULL_SECONDS``)."""
-    took, _ = allocator.full_collection()
+    """One full garbage collection, timed (stream/allocator.py ``LINKY_GC_FULL_SECONDS``); the
+    first one also freezes what survived it (``LINKY_GC_FREEZE``)."""
+    freeze = not _gc["frozen"]
+    took, _ = allocator.full_collection(freeze=freeze)
     metrics.GC_FULL.observe(took)
+    if freeze:
+        _gc["frozen"] = True
+        log.info("gc: %d objects of the start-up frozen (no full collection scans them again)", allocator.frozen_objects())
 
 
 async def _collect_garbage_timer() -> None:

@@ -72,3 +72,47 @@ def test_full_collections_move_to_the_timer_and_still_find_cycles() -> None:
         assert ref() is None and found >= 1 and took >= 0
     finally:
         gc.set_threshold(*saved)
+
+
+def test_a_full_collection_with_freeze_moves_the_survivors_out_of_every_later_scan() -> None:
+    """``full_collection(freeze=True)`` (the worker timer's first run): garbage is collected
+    first, and what survives is frozen, so no later collection scans it; a frozen object is still
+    freed by reference counting."""
+    import gc
+
+    class Node:
+        pass
+
+    garbage = Node()
+    garbage.self = garbage  # type: ignore[attr-defined]
+    garbage_ref = weakref.ref(garbage)
+    del garbage
+    kept = Node()
+    kept_ref = weakref.ref(kept)
+    try:
+        _, found = allocator.full_collection(freeze=True)
+        assert garbage_ref() is None and found >= 1  # collected before the freeze, not frozen
+        assert allocator.frozen_objects() > 0
+        assert not any(o is kept for o in gc.get_objects())  # no generation holds it any more
+        _, found_after = allocator.full_collection()
+        assert kept_ref() is kept  # a later collection does not touch it
+        del kept
+        assert kept_ref() is None  # reference counting frees it as before
+    finally:
+        gc.unfreeze()
+    assert allocator.frozen_objects() == 0
+
+
+def test_the_worker_freezes_once_at_its_first_timed_collection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stream/ops.py ``collect_garbage``: freeze on the first call only (``LINKY_GC_FREEZE``)."""
+    from stream import ops
+
+    calls: list[bool] = []
+    monkeypatch.setattr(allocator, "full_collection", lambda freeze=False: (calls.append(freeze), (0.001, 0))[1])
+    monkeypatch.setattr(ops, "_gc", {"frozen": False})
+    for _ in range(3):
+        ops.collect_garbage()
+    assert calls == [True, False, False]
+    monkeypatch.setattr(ops, "_gc", {"frozen": True})  # LINKY_GC_FREEZE=false starts here
+    ops.collect_garbage()
+    assert calls[-1] is False
