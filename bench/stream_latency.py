@@ -57,6 +57,18 @@ def buckets(port: int, channel: str | None, histogram: str = HISTOGRAM) -> dict[
     return out
 
 
+def _sum_count(port: int, histogram: str) -> tuple[float, float]:
+    """(``_sum``, ``_count``) of a histogram without labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    values = {}
+    for line in text.splitlines():
+        for suffix in ("_sum", "_count"):
+            if line.startswith(f"{histogram}{suffix} "):
+                values[suffix] = float(line.rsplit(" ", 1)[1])
+    return values.get("_sum", 0.0), values.get("_count", 0.0)
+
+
 def quantile(q: float, cumulative: dict[float, float]) -> float:
     """Prometheus' histogram_quantile over cumulative buckets (linear within a bucket)."""
     bounds = sorted(cumulative)
@@ -161,18 +173,20 @@ def main() -> int:
             start = {ch: buckets(port, ch, args.histogram) for ch in ("live", "conso")}
             start["flush"] = buckets(port, None, "linky_stream_state_flush_seconds")
             start["fold"] = buckets(port, None, "linky_stream_fold_latency_seconds")
+            gc0 = _sum_count(port, "linky_stream_gc_full_seconds")
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
             sent = await player
             await asyncio.sleep(2.0)  # the last readings reach Redis
             end = {ch: buckets(port, ch, args.histogram) for ch in ("live", "conso")}
             end["flush"] = buckets(port, None, "linky_stream_state_flush_seconds")
             end["fold"] = buckets(port, None, "linky_stream_fold_latency_seconds")
+            gc1 = _sum_count(port, "linky_stream_gc_full_seconds")
             cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
             delta = {ch: {le: end[ch].get(le, 0) - start[ch].get(le, 0) for le in end[ch]} for ch in end}
             busy = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / (t1 - t0)
-            return sent, delta, busy, t1 - t0
+            return sent, delta, busy, t1 - t0, (gc1[0] - gc0[0], gc1[1] - gc0[1])
 
-        sent, delta, busy, span = asyncio.run(run())
+        sent, delta, busy, span, (gc_seconds, gc_count) = asyncio.run(run())
         print(f"# {args.meters} meters, one reading every 1-2 s each ({sent / (args.warmup + args.seconds):.0f} "
               f"readings/s), {args.seconds:.0f} s measured after {args.warmup:.0f} s of warm-up; one worker on CPU 0")  # fmt: skip
         flush, fold = delta.pop("flush"), delta.pop("fold")
@@ -187,6 +201,12 @@ def main() -> int:
             total = cum.get(float("inf"), 0)
             print(f"{ch:<6} {'received_at' if args.histogram == HISTOGRAM else 'reading time'} -> Redis publish: p50 {quantile(0.5, cum) * 1e3:.1f} ms, "
                   f"p99 {quantile(0.99, cum) * 1e3:.1f} ms ({total:.0f} publishes)")  # fmt: skip
+        if gc_count:
+            print(f"timed full garbage collections: {gc_count:.0f}, {gc_seconds / gc_count * 1e3:.0f} ms each on average")
+        modes = {m: metric(port, "linky_stream_fetch_mode_changes_total", {"mode": m}) for m in ("batched", "at_once")}
+        if any(modes.values()):
+            print(f"fetch mode changes (stream/consumer.py FetchPacer): to batched {modes['batched']:.0f}, "
+                  f"to at once {modes['at_once']:.0f}")  # fmt: skip
         if busy is not None:
             print(f"worker CPU: {100 * busy:.0f} % of one core over {span:.0f} s")
     finally:

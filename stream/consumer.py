@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Awaitable, Callable, Mapping, Optional, Set
 
 from aiokafka.errors import IllegalStateError
@@ -41,6 +42,15 @@ from faust.types import TP
 
 log = logging.getLogger(__name__)
 FETCH_MAX_WAIT_MS = 100  # set from Settings.kafka_fetch_max_wait_ms by stream/factory.py create_app
+FETCH_BATCH_MS = 10  # Settings.kafka_fetch_batch_ms, likewise (0 = never batch)
+FETCH_BATCH_ABOVE = 100  # Settings.kafka_fetch_batch_above, likewise (records/s)
+BATCH_MIN_BYTES = 64 * 1024  # a busy worker's fetch: the broker answers after FETCH_BATCH_MS unless it has this much
+FETCH_MODE = Counter(
+    "linky_stream_fetch_mode_changes_total",
+    "Switches of the worker's fetch requests between answered at once (idle) and gathered for "
+    "LINKY_KAFKA_FETCH_BATCH_MS (busy), stream/consumer.py FetchPacer",
+    ["mode"],
+)
 DIRECT_BATCH_MAX = 500  # records of a direct topic handed over in one call at most (the rest of the fetch next)
 HOLD_BACK_SECONDS = 0.1  # pause after a fetch was held back (``Consumer._hold_back``)
 HELD_BACK = Counter(
@@ -72,14 +82,73 @@ class _Selection:
         return f"_Selection({self.tps!r})"
 
 
+class FetchPacer:
+    """How the worker's fetch requests ask the broker to answer, from the records they bring.
+
+    A fetch request costs about 1 ms of the worker's CPU (aiokafka encodes and decodes it in
+    Python, in faust's consumer thread, and hands the records over to the event loop's thread).
+    Asked to answer at once (``fetch_min_bytes`` 1), the broker answers a worker at 1,000 meters
+    with one or two records at a time, and those round trips took about 13 % of its core
+    (docs/performance.md). Busy (more than ``batch_above`` records/s over the last second), the
+    worker asks the broker to gather records for up to ``batch_ms`` (``fetch_min_bytes``
+    ``BATCH_MIN_BYTES``, ``fetch_max_wait_ms`` ``batch_ms``): a reading waits at most that much
+    more. Idle (under half that rate), it goes back to answered-at-once with the long poll of
+    ``max_wait_ms``, so a quiet worker neither spins nor makes its few readings wait."""
+
+    def __init__(self, batch_ms: int, batch_above: float, max_wait_ms: int,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.batch_ms = batch_ms
+        self.batch_above = batch_above
+        self.max_wait_ms = max_wait_ms
+        self._monotonic = monotonic
+        self.batching = False
+        self._since = monotonic()
+        self._records = 0
+
+    def settings(self) -> tuple[int, int]:
+        """``(fetch_min_bytes, fetch_max_wait_ms)`` for the next fetch requests."""
+        return (BATCH_MIN_BYTES, self.batch_ms) if self.batching else (1, self.max_wait_ms)
+
+    def observe(self, records: int) -> bool:
+        """Count the records of one fetch handed over; True when the mode changed (once a second at most)."""
+        if self.batch_ms <= 0:
+            return False
+        self._records += records
+        now = self._monotonic()
+        span = now - self._since
+        if span < 1.0:
+            return False
+        rate = self._records / span
+        self._since, self._records = now, 0
+        batching = rate > self.batch_above if not self.batching else rate >= self.batch_above / 2
+        if batching == self.batching:
+            return False
+        self.batching = batching
+        return True
+
+
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    _pacer: FetchPacer | None = None
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # faust hard-codes fetch_max_wait_ms=1500; with several idle partitions in the fetch
         # (changelogs, contracts, ticks...) readings waited up to that long in the broker
         # (bench/stream_latency.py): ``LINKY_KAFKA_FETCH_MAX_WAIT_MS``
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        self._pacer = FetchPacer(FETCH_BATCH_MS, FETCH_BATCH_ABOVE, FETCH_MAX_WAIT_MS)
         return consumer
+
+    def _pace(self, consumer: Any, records: Any) -> None:
+        """``FetchPacer`` fed with the records of one fetch; its settings given to aiokafka's
+        fetcher (read at each fetch request it builds) when the mode changes."""
+        pacer = self._pacer
+        if pacer is None or not pacer.observe(sum(map(len, records.values())) if records else 0):
+            return
+        fetcher = getattr(consumer, "_fetcher", None)
+        if fetcher is not None:
+            fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms = pacer.settings()
+        FETCH_MODE.labels("batched" if pacer.batching else "at_once").inc()
 
     async def _fetch_records(
         self,
@@ -89,7 +158,9 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         max_records: Optional[int] = None,
     ) -> Any:
         selection = active_partitions if active_partitions is None else _Selection(active_partitions)
-        return await super()._fetch_records(consumer, selection, timeout=timeout, max_records=max_records)  # type: ignore[arg-type]
+        records = await super()._fetch_records(consumer, selection, timeout=timeout, max_records=max_records)  # type: ignore[arg-type]
+        self._pace(consumer, records)
+        return records
 
 
 class Consumer(faust_aiokafka.Consumer):

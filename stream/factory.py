@@ -287,6 +287,8 @@ stores.STORES.aliases.setdefault("linky-rocksdb", f"{__name__}:NoWalRocksDBStore
 def create_app(cfg: Settings) -> faust.App:
     """Build the Faust app from settings (RocksDB store, raw serializers, /metrics)."""
     consumer_module.FETCH_MAX_WAIT_MS = cfg.kafka_fetch_max_wait_ms
+    consumer_module.FETCH_BATCH_MS = cfg.kafka_fetch_batch_ms
+    consumer_module.FETCH_BATCH_ABOVE = cfg.kafka_fetch_batch_above
     faust_app = App(
         cfg.app_id,
         broker=f"kafka://{cfg.kafka_bootstrap}",

@@ -53,6 +53,8 @@ class Settings:
     kafka_group_instance_id: str = ""  # static group membership: a stable, unique name per worker; its restart then does not wait for the session timeout ("" = dynamic)
     kafka_commit_interval_seconds: float = 2.8  # offset commit timer (faust's broker_commit_interval)
     kafka_fetch_max_wait_ms: int = 100  # how long the broker may hold the worker's fetch (faust hard-codes 1500)
+    kafka_fetch_batch_ms: int = 10  # a busy worker's fetches gather records this long in the broker (0 = always answered at once)
+    kafka_fetch_batch_above: int = 100  # busy = more than this many records/s fetched (idle again under half)
     rocksdb_block_cache_bytes: int = 32 * 1024 * 1024  # ONE block cache shared by every table partition
     rocksdb_write_buffer_bytes: int = 2 * 1024 * 1024  # memtable per table partition (faust: 64 MiB)
     rocksdb_memtable_budget_bytes: int = 16 * 1024 * 1024  # all memtables of the worker, charged to the block cache (0 = no budget)
