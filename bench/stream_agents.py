@@ -67,24 +67,11 @@ def _acknowledge_at_once() -> None:
     writeback._changelog_send = acknowledged  # type: ignore[assignment]  # looked up at each call
 
 
-class _Pipeline:
-    """A redis-py pipeline that sends nothing."""
-
-    def publish(self, channel: str, data: bytes) -> None:
-        pass
-
-    def mset(self, mapping: dict[str, bytes]) -> None:
-        pass
-
-    async def execute(self) -> list[Any]:
-        return []
-
-
 class _Redis:
     """A Redis client without a server: the publisher's batching runs, nothing leaves."""
 
-    def pipeline(self, transaction: bool = False) -> _Pipeline:
-        return _Pipeline()
+    async def send(self, commands: list[tuple[Any, ...]]) -> None:  # stream/redis_publisher.py BatchClient
+        pass
 
     async def ping(self) -> bool:
         return True

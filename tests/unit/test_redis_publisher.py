@@ -13,32 +13,6 @@ from stream import metrics
 from stream.redis_publisher import RedisPublisher
 
 
-class FakePipeline:
-    def __init__(self, client: "FakeRedis") -> None:
-        self.client, self.ops = client, []
-
-    def publish(self, channel: str, data: bytes) -> None:
-        self.ops.append(("publish", channel, data))
-
-    def set(self, key: str, data: bytes) -> None:
-        self.ops.append(("set", key, data))
-
-    def mset(self, mapping: dict[str, bytes]) -> None:
-        self.ops += [("set", key, data) for key, data in mapping.items()]
-
-    async def execute(self) -> list[Any]:
-        if self.client.down:
-            raise ConnectionError("redis down")
-        if self.client.delay:
-            await asyncio.sleep(self.client.delay)
-        for op, key, data in self.ops:
-            if op == "publish":
-                self.client.published.append((key, json.loads(data)))
-            else:
-                self.client.keys[key] = json.loads(data)
-        return [1] * len(self.ops)
-
-
 class FakeRedis:
     def __init__(self) -> None:
         self.down = False
@@ -46,8 +20,20 @@ class FakeRedis:
         self.published: list[tuple[str, Any]] = []
         self.keys: dict[str, Any] = {}
 
-    def pipeline(self, transaction: bool = False) -> FakePipeline:
-        return FakePipeline(self)
+    async def send(self, commands: list[tuple[Any, ...]]) -> None:
+        """``BatchClient.send``: the commands in order, all or (down) none."""
+        if self.down:
+            raise ConnectionError("redis down")
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        for name, *args in commands:
+            if name == "PUBLISH":
+                self.published.append((args[0], json.loads(args[1])))
+            elif name in ("SET", "MSET"):
+                for key, data in zip(args[::2], args[1::2]):
+                    self.keys[key] = json.loads(data)
+            else:
+                raise AssertionError(f"unexpected command {name}")
 
     async def ping(self) -> bool:
         if self.down:
@@ -130,23 +116,23 @@ async def test_a_slow_redis_times_out_instead_of_blocking() -> None:
 async def test_a_timeout_caused_by_a_busy_event_loop_is_not_taken_for_redis_down() -> None:
     fake = FakeRedis()
     pub = RedisPublisher("redis://fake", timeout_seconds=0.05, client_factory=lambda: fake)
-    real_execute = FakePipeline.execute
+    real_send = FakeRedis.send
     stalls = [1]
 
-    async def execute_while_the_loop_is_blocked(self: FakePipeline) -> list[Any]:
+    async def send_while_the_loop_is_blocked(self: FakeRedis, commands: list[tuple[Any, ...]]) -> None:
         if stalls:  # the reply is there after 10 ms, but the loop is blocked for 300 ms meanwhile
             stalls.pop()
             asyncio.get_running_loop().call_soon(time.sleep, 0.3)
             await asyncio.sleep(0.01)
-        return await real_execute(self)
+        await real_send(self, commands)
 
     late, timeouts = metrics.REDIS_LATE._value.get(), failures("timeout")
-    FakePipeline.execute = execute_while_the_loop_is_blocked  # type: ignore[method-assign]
+    FakeRedis.send = send_while_the_loop_is_blocked  # type: ignore[method-assign]
     try:
         pub.publish("linky:P:live", {"seq": 1})
         await pub.step()
     finally:
-        FakePipeline.execute = real_execute  # type: ignore[method-assign]
+        FakeRedis.send = real_send  # type: ignore[method-assign]
     assert pub.up and not pub.resync_pending  # no outage, no rewrite of every snapshot key
     assert metrics.REDIS_LATE._value.get() == late + 1 and failures("timeout") == timeouts
     assert fake.published == [("linky:P:live", {"seq": 1})]  # sent again, not dropped
