@@ -189,3 +189,46 @@ def test_table_operation_counters_are_faust_s_with_their_children_looked_up_once
     state, expected = ours.tables["contracts"], faust_s.tables["contracts"]
     assert (state.keys_retrieved, state.keys_updated, state.keys_deleted) == (3, 1, 2)
     assert (expected.keys_retrieved, expected.keys_updated, expected.keys_deleted) == (3, 1, 2)
+
+
+def test_fetch_and_message_metrics_are_faust_s_with_their_children_looked_up_once() -> None:
+    """stream/factory.py ``cache_partition_children``: ``track_tp_end_offset`` and
+    ``on_message_in`` give the same samples and the same monitor state as faust's
+    PrometheusMonitor, with one ``labels()`` lookup per partition, not per call."""
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from faust.types import TP
+    from prometheus_client import CollectorRegistry
+
+    from stream.factory import cache_partition_children
+
+    registries = CollectorRegistry(), CollectorRegistry()
+    faust_s = PrometheusMonitor(metrics=FaustMetrics.create(registries[0], "linky_faust"))
+    ours = PrometheusMonitor(metrics=FaustMetrics.create(registries[1], "linky_faust"))
+    cache_partition_children(ours)
+    lookups: list[dict[str, Any]] = []
+    for name in ("topic_partition_end_offset", "messages_received_per_topics", "messages_received_per_topics_partition"):
+        metric = getattr(ours._metrics, name)
+        real = metric.labels
+
+        def labels(real: Any = real, **names: Any) -> Any:
+            lookups.append(names)
+            return real(**names)
+
+        metric.labels = labels
+    tps = [TP("readings", 0), TP("readings", 1)]
+    for monitor in (faust_s, ours):
+        for offset in range(5):
+            for tp in tps:
+                monitor.track_tp_end_offset(tp, 100 + offset)
+                monitor.on_message_in(tp, offset, SimpleNamespace(tp=tp, offset=offset))
+
+    def samples(registry: Any) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+        return sorted((s.name, tuple(sorted(s.labels.items())), s.value)
+                      for metric in registry.collect() for s in metric.samples if "created" not in s.name)  # fmt: skip
+
+    assert samples(registries[1]) == samples(registries[0])
+    assert ("linky_faust_topic_partition_end_offset", (("partition", "1"), ("topic", "readings")), 104.0) in samples(registries[1])
+    assert ("linky_faust_messages_received_per_topic_total", (("topic", "readings"),), 10.0) in samples(registries[1])
+    assert len(lookups) == 6  # three metrics x two partitions, not one per call (30)
+    assert ours.tp_end_offsets == faust_s.tp_end_offsets and ours.messages_received_total == faust_s.messages_received_total == 10
+    assert ours.messages_active == faust_s.messages_active == 10
