@@ -88,7 +88,7 @@ class FetchPacer:
     A fetch request costs about 1 ms of the worker's CPU (aiokafka encodes and decodes it in
     Python, in faust's consumer thread, and hands the records over to the event loop's thread).
     Asked to answer at once (``fetch_min_bytes`` 1), the broker answers a worker at 1,000 meters
-    with one or two records at a time, and those round trips took about 13 % of its core
+    with one or two records at a time, and those round trips took about a tenth of its core
     (docs/performance.md). Busy (more than ``batch_above`` records/s over the last second), the
     worker asks the broker to gather records for up to ``batch_ms`` (``fetch_min_bytes``
     ``BATCH_MIN_BYTES``, ``fetch_max_wait_ms`` ``batch_ms``): a reading waits at most that much
