@@ -305,6 +305,10 @@ def create_app(cfg: Settings) -> faust.App:
         broker_session_timeout=cfg.kafka_session_timeout_seconds,
         consumer_group_instance_id=cfg.kafka_group_instance_id or None,  # static membership (docs/deployment.md)
         broker_commit_interval=cfg.kafka_commit_interval_seconds,
+        # a group joined before the broker's metadata had the topics just created (a fresh
+        # cluster, a new deployment) gets no partitions for them, and no rebalance comes until
+        # the consumer next refreshes its metadata: 5 min by default (docs/operations.md)
+        consumer_metadata_max_age_ms=int(cfg.kafka_metadata_max_age_seconds * 1000),
         # changelog records (3+ per reading) in fewer, larger produce requests: ~10 % of the
         # worker's CPU in bench/stream_throughput.py (docs/performance.md); they reach Kafka at
         # most this much later, and commits still wait for them (faust flushes before committing)

@@ -52,6 +52,7 @@ class Settings:
     kafka_session_timeout_seconds: float = 15.0  # a dead worker's partitions move after this long (its restart waits as long)
     kafka_group_instance_id: str = ""  # static group membership: a stable, unique name per worker; its restart then does not wait for the session timeout ("" = dynamic)
     kafka_commit_interval_seconds: float = 2.8  # offset commit timer (faust's broker_commit_interval)
+    kafka_metadata_max_age_seconds: float = 15.0  # the consumer refreshes its metadata this often: topics missing at a join are assigned that late at most (Kafka's 5 min)
     kafka_fetch_max_wait_ms: int = 100  # how long the broker may hold the worker's fetch (faust hard-codes 1500)
     kafka_fetch_batch_ms: int = 10  # a busy worker's fetches gather records this long in the broker (0 = always answered at once)
     kafka_fetch_batch_above: int = 100  # busy = more than this many records/s fetched (idle again under half)
