@@ -57,18 +57,6 @@ def buckets(port: int, channel: str | None, histogram: str = HISTOGRAM) -> dict[
     return out
 
 
-def _sum_count(port: int, histogram: str) -> tuple[float, float]:
-    """(``_sum``, ``_count``) of a histogram without labels."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    values = {}
-    for line in text.splitlines():
-        for suffix in ("_sum", "_count"):
-            if line.startswith(f"{histogram}{suffix} "):
-                values[suffix] = float(line.rsplit(" ", 1)[1])
-    return values.get("_sum", 0.0), values.get("_count", 0.0)
-
-
 def quantile(q: float, cumulative: dict[float, float]) -> float:
     """Prometheus' histogram_quantile over cumulative buckets (linear within a bucket)."""
     bounds = sorted(cumulative)
@@ -173,14 +161,14 @@ def main() -> int:
             start = {ch: buckets(port, ch, args.histogram) for ch in ("live", "conso")}
             start["flush"] = buckets(port, None, "linky_stream_state_flush_seconds")
             start["fold"] = buckets(port, None, "linky_stream_fold_latency_seconds")
-            gc0 = _sum_count(port, "linky_stream_gc_full_seconds")
+            gc0 = [metric(port, f"linky_stream_gc_full_seconds{part}", {}) for part in ("_sum", "_count")]
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
             sent = await player
             await asyncio.sleep(2.0)  # the last readings reach Redis
             end = {ch: buckets(port, ch, args.histogram) for ch in ("live", "conso")}
             end["flush"] = buckets(port, None, "linky_stream_state_flush_seconds")
             end["fold"] = buckets(port, None, "linky_stream_fold_latency_seconds")
-            gc1 = _sum_count(port, "linky_stream_gc_full_seconds")
+            gc1 = [metric(port, f"linky_stream_gc_full_seconds{part}", {}) for part in ("_sum", "_count")]
             cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
             delta = {ch: {le: end[ch].get(le, 0) - start[ch].get(le, 0) for le in end[ch]} for ch in end}
             busy = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / (t1 - t0)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 from datetime import datetime
@@ -98,6 +99,16 @@ def redis_url(stack: local_stack.StackConfig) -> str:
 @pytest.fixture(scope="session")
 def redis_admin_url(stack: local_stack.StackConfig) -> str:
     return stack.redis_admin_url
+
+
+@pytest.fixture
+async def redis_admin(redis_admin_url: str) -> AsyncIterator[Any]:
+    """A Redis client as the stack's admin user (every command), closed after the test."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_admin_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")

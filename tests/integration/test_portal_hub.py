@@ -32,13 +32,6 @@ def new_pdl() -> str:
 
 
 @pytest.fixture
-async def admin(redis_admin_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_admin_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def portal(stack: local_stack.StackConfig, tmp_path: Path) -> AsyncIterator[PortalProcess]:
     p = PortalProcess(tmp_path, stack.redis_url, "linky-portal", stack.redis_password_file("linky-portal"),
                       LINKY_PORTAL_LOCKOUT_ATTEMPTS="3", LINKY_PORTAL_LOCKOUT_SECONDS="3").start()
@@ -60,7 +53,8 @@ async def until(cond, timeout: float, what: str, portal: PortalProcess) -> None:
 
 
 async def test_snapshot_then_updates_in_order_and_one_shared_subscription(portal: PortalProcess,
-                                                                          admin: aioredis.Redis) -> None:
+                                                                          redis_admin: aioredis.Redis) -> None:
+    admin = redis_admin
     pdl, other = new_pdl(), new_pdl()
     await admin.set(f"linky:{pdl}:live", json.dumps({"pdl": pdl, "seq": 0}))
     await admin.set(f"linky:{pdl}:conso", json.dumps({"pdl": pdl, "day": 1}))
@@ -215,9 +209,10 @@ async def test_redis_restarted_under_browsers_stale_then_snapshots(stack: local_
 
 
 async def test_a_browser_that_stops_reading_does_not_slow_the_others(portal: PortalProcess,
-                                                                     admin: aioredis.Redis) -> None:
+                                                                     redis_admin: aioredis.Redis) -> None:
     """A client that never reads its socket: its queue is compacted (drops counted), while a
     client of the same PDL still gets every update at once."""
+    admin = redis_admin
     import socket
 
     pdl = new_pdl()

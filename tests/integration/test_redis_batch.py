@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,13 +16,6 @@ from redis.exceptions import NoPermissionError
 from stream.redis_publisher import BatchClient, RedisPublisher
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def admin(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def _subscribed(admin: aioredis.Redis, channel: str) -> aioredis.client.PubSub:
@@ -44,10 +36,10 @@ async def _messages(pubsub: aioredis.client.PubSub, n: int) -> list[bytes]:
     return out
 
 
-async def test_a_batch_publishes_in_order_then_sets_the_keys(redis_worker_url: str, admin: aioredis.Redis) -> None:
+async def test_a_batch_publishes_in_order_then_sets_the_keys(redis_worker_url: str, redis_admin: aioredis.Redis) -> None:
     channel = f"linky:batch-{uuid.uuid4().hex[:10]}:live"
     other = f"linky:batch-{uuid.uuid4().hex[:10]}:conso"
-    pubsub = await _subscribed(admin, channel)
+    pubsub = await _subscribed(redis_admin, channel)
     client = BatchClient(aioredis.from_url(redis_worker_url))
     try:
         payloads = [json.dumps({"seq": i, "text": "dégât\r\n$*"}).encode() for i in range(300)]
@@ -55,14 +47,14 @@ async def test_a_batch_publishes_in_order_then_sets_the_keys(redis_worker_url: s
         commands.append(("MSET", channel, payloads[-1], other, b"{}"))
         await client.send(commands)
         assert await _messages(pubsub, 300) == payloads  # in order, bytes intact (CR LF, $, * inside)
-        assert await admin.mget(channel, other) == [payloads[-1], b"{}"]
+        assert await redis_admin.mget(channel, other) == [payloads[-1], b"{}"]
     finally:
         await pubsub.aclose()
         await client.aclose()
 
 
 async def test_a_refused_command_fails_its_batch_and_the_next_batch_gets_its_own_replies(
-    redis_worker_url: str, admin: aioredis.Redis
+    redis_worker_url: str, redis_admin: aioredis.Redis
 ) -> None:
     """The worker's ACL refuses keys outside ``linky:*``: the refusal is raised, the connection
     holding the batch's other replies is dropped, and the next batch on the same client reads
@@ -72,9 +64,9 @@ async def test_a_refused_command_fails_its_batch_and_the_next_batch_gets_its_own
     try:
         with pytest.raises(NoPermissionError):
             await client.send([("SET", "not-linky:" + key, b"1"), ("SET", key, b"first"), ("SET", key, b"second")])
-        assert await admin.get(key) == b"second"  # Redis ran what it was allowed to: a batch is not a transaction
+        assert await redis_admin.get(key) == b"second"  # Redis ran what it was allowed to: a batch is not a transaction
         await client.send([("SET", key, b"third")])
-        assert await admin.get(key) == b"third"
+        assert await redis_admin.get(key) == b"third"
         assert await client.ping()
         assert await client.client.get(key) == b"third"  # redis-py's own reads are not off by a reply
     finally:
@@ -82,11 +74,11 @@ async def test_a_refused_command_fails_its_batch_and_the_next_batch_gets_its_own
 
 
 async def test_the_publisher_on_real_redis_delivers_payloads_and_snapshot_keys(
-    redis_worker_url: str, admin: aioredis.Redis
+    redis_worker_url: str, redis_admin: aioredis.Redis
 ) -> None:
     pdl = uuid.uuid4().hex[:14]
     channel = f"linky:{pdl}:live"
-    pubsub = await _subscribed(admin, channel)
+    pubsub = await _subscribed(redis_admin, channel)
     publisher = RedisPublisher(redis_worker_url, batch_size=7, timeout_seconds=2.0)
     task = asyncio.ensure_future(publisher.run())
     try:
@@ -94,7 +86,7 @@ async def test_the_publisher_on_real_redis_delivers_payloads_and_snapshot_keys(
             publisher.publish(channel, {"seq": seq})
         received = [json.loads(m)["seq"] for m in await _messages(pubsub, 20)]
         assert received == list(range(20))
-        assert json.loads(await admin.get(channel) or b"null") == {"seq": 19}
+        assert json.loads(await redis_admin.get(channel) or b"null") == {"seq": 19}
         assert publisher.up
     finally:
         task.cancel()
