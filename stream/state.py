@@ -71,6 +71,7 @@ writeback = WriteBack(
     source_topic=settings.readings_topic,
     interval_seconds=settings.state_flush_seconds,
     max_held=settings.state_flush_max_held,
+    max_keys=settings.state_flush_max_keys,
     observe=lambda seconds, keys: (FLUSH_SECONDS.observe(seconds), FLUSH_KEYS.inc(keys)),
     barrier=lambda: publisher.sent_barrier(),  # a flush writes only after its readings' publishes are out
 )

@@ -143,6 +143,7 @@ class WriteBack:
         source_topic: str,
         interval_seconds: float,
         max_held: int = 20_000,
+        max_keys: int = 0,
         monotonic: Callable[[], float] = time.monotonic,
         observe: Callable[[float, int], None] | None = None,
         barrier: Callable[[], Awaitable[bool]] | None = None,
@@ -154,6 +155,10 @@ class WriteBack:
         self.barrier_timeouts = 0
         self.interval = interval_seconds
         self.max_held = max_held
+        # dirty keys buffered before a flush is due whatever the interval (0: no limit); Kafka
+        # Streams' ``statestore.cache.max.bytes``: the buffer, and what its flush has in flight,
+        # stay bounded when every reading dirties a PDL of its own (a backlog of many PDLs)
+        self.max_keys = max_keys
         self._monotonic = monotonic
         self._tables: dict[str, TableLike] = {}
         self._parts: dict[int, _Partition] = {}
@@ -295,11 +300,11 @@ class WriteBack:
         self._part(partition).after.append(callback)
 
     def due(self) -> bool:
-        """Whether a flush is due (interval elapsed with something buffered, or too many held),
-        and none of everything is scheduled already (``flush_soon``)."""
+        """Whether a flush is due (interval elapsed with something buffered, too many readings
+        held or too many keys buffered), and none of everything is scheduled already (``flush_soon``)."""
         if self._not_started:
             return False
-        if self._held >= self.max_held:
+        if self._held >= self.max_held or (self.max_keys and len(self._where) >= self.max_keys):
             return True
         return bool(self._parts) and self._monotonic() - self._last_flush >= self.interval
 

@@ -180,6 +180,28 @@ async def test_max_held_makes_a_flush_due_before_the_interval() -> None:
     assert wb.due()
 
 
+async def test_max_keys_makes_a_flush_due_before_the_interval_and_counts_keys_not_writes() -> None:
+    wb = WriteBack(source_topic="readings", interval_seconds=60, max_keys=2, monotonic=lambda: 0.0)
+    table = Table("live", [])
+    wb.register(table)
+    wb.put(table, b"P", 0, b"v1")
+    wb.put(table, b"P", 0, b"v2")  # the same key again: still one dirty key
+    assert not wb.due()
+    wb.put(table, b"Q", 1, b"v")
+    assert wb.due()
+    await wb.flush()  # the flush takes the buffer: nothing dirty, nothing due
+    assert not wb.due()
+
+
+async def test_max_keys_zero_is_no_limit() -> None:
+    wb = WriteBack(source_topic="readings", interval_seconds=60, max_keys=0, monotonic=lambda: 0.0)
+    table = Table("live", [])
+    wb.register(table)
+    for n in range(100):
+        wb.put(table, b"P%d" % n, 0, b"v")
+    assert not wb.due()
+
+
 async def test_interval_zero_writes_through_and_acks_at_once() -> None:
     log: list[tuple[Any, ...]] = []
     acked: list[int] = []
