@@ -69,7 +69,7 @@ class Settings:
     producer_linger_seconds: float = 0.02  # faust's producer_linger: changelog records are batched this long
     state_flush_seconds: float = 5.0  # write-back state: dirty PDL values reach the tables this often (0 = every reading)
     state_flush_max_held: int = 20_000  # ...or as soon as this many readings wait for a flush
-    state_flush_max_keys: int = 10_000  # ...or as soon as this many table keys are dirty (0 = no limit): bounds the buffer's memory
+    state_flush_max_keys: int = 5_000  # ...or as soon as this many table keys are dirty (0 = no limit): bounds the buffer's memory
     readings_direct: bool = True  # the consumer folds each fetch of readings itself (agents/readings.py fold_messages); false = through faust's agent, one event at a time
     state_bulk_restore: bool = True  # newly assigned table partitions are read from their changelogs in bulk before faust's recovery (stream/restore.py)
     state_bulk_restore_fetch_bytes: int = 8 * 1024 * 1024  # bytes per bulk-restore fetch: its memory vs its speed
