@@ -84,6 +84,16 @@ class _WriteBackCollector:
         yield GaugeMetricFamily("linky_stream_state_held_readings",
                                 "Readings folded but not yet acked: their state waits for the next flush",
                                 value=writeback.held())  # fmt: skip
+        yield GaugeMetricFamily("linky_stream_state_dirty_keys",
+                                "Table keys changed since the last flush took the buffer (a flush is due at LINKY_STATE_FLUSH_MAX_KEYS)",
+                                value=writeback.dirty_keys())  # fmt: skip
+        reasons = CounterMetricFamily("linky_stream_state_flushes",
+                                      "Write-back flushes started, by what made them due: interval, held (readings), "
+                                      "keys (dirty keys), partitions (some partitions only: a tick's publishes), drain (before a revoke or a stop)",
+                                      labels=["reason"])  # fmt: skip
+        for reason, count in writeback.flush_reasons.items():
+            reasons.add_metric([reason], count)
+        yield reasons
         yield CounterMetricFamily("linky_stream_state_flush_failures",
                                   "Write-back flushes that failed (their readings stay uncommitted)",
                                   value=writeback.failures)  # fmt: skip

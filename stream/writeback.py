@@ -173,6 +173,11 @@ class WriteBack:
         self._listeners: list[FlushListener] = []
         self._observe = observe  # (seconds from write to acknowledgement, keys written) per flush
         self.flushes = 0
+        # flushes of everything by what made them due: "interval", "held" (``max_held``), "keys"
+        # (``max_keys``: many keys and a small budget make more changelog records per reading);
+        # flushes of some partitions (a tick's publishes, a reading settling them) count as
+        # "partitions", those of ``drain`` (before a revoke or a stop) as "drain"
+        self.flush_reasons: dict[str, int] = dict.fromkeys(("interval", "held", "keys", "partitions", "drain"), 0)
         self.failures = 0
         self.keys_written = 0
 
@@ -304,9 +309,16 @@ class WriteBack:
         held or too many keys buffered), and none of everything is scheduled already (``flush_soon``)."""
         if self._not_started:
             return False
-        if self._held >= self.max_held or (self.max_keys and len(self._where) >= self.max_keys):
+        if self._held >= self.max_held or self._over_keys():
             return True
         return bool(self._parts) and self._monotonic() - self._last_flush >= self.interval
+
+    def _over_keys(self) -> bool:
+        return bool(self.max_keys) and len(self._where) >= self.max_keys
+
+    def dirty_keys(self) -> int:
+        """Table keys buffered and not yet taken by a flush."""
+        return len(self._where)
 
     def held(self) -> int:
         """Readings folded whose ack waits for a flush."""
@@ -346,9 +358,9 @@ class WriteBack:
         """Flush everything and wait for the flushes in flight (before a revoke or a stop)."""
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        await self.flush()
+        await self.flush(reason="drain")
 
-    async def flush(self, partitions: Iterable[int] | None = None) -> int:
+    async def flush(self, partitions: Iterable[int] | None = None, *, reason: str | None = None) -> int:
         """Write the buffered keys (all partitions, or those given), wait until Kafka acknowledged
         their changelog records, then ack the events held for them. Returns how many keys were
         written.
@@ -364,6 +376,10 @@ class WriteBack:
             self._last_flush = self._monotonic()
         if not chosen:
             return 0
+        if reason is None:
+            reason = ("partitions" if partitions is not None else "keys" if self._over_keys()
+                      else "held" if self._held >= self.max_held else "interval")  # fmt: skip
+        self.flush_reasons[reason] = self.flush_reasons.get(reason, 0) + 1
         started = self._monotonic()
         taken = {p: self._parts.pop(p) for p in chosen}
         visible: dict[tuple[str, bytes], Any] = {}

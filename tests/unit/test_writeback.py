@@ -189,8 +189,31 @@ async def test_max_keys_makes_a_flush_due_before_the_interval_and_counts_keys_no
     assert not wb.due()
     wb.put(table, b"Q", 1, b"v")
     assert wb.due()
+    assert wb.dirty_keys() == 2
     await wb.flush()  # the flush takes the buffer: nothing dirty, nothing due
-    assert not wb.due()
+    assert not wb.due() and wb.dirty_keys() == 0
+    assert wb.flush_reasons["keys"] == 1 and wb.flush_reasons["interval"] == 0
+
+
+async def test_flushes_are_counted_by_what_made_them_due() -> None:
+    clock = [0.0]
+    wb = WriteBack(source_topic="readings", interval_seconds=5, max_held=2, max_keys=3, monotonic=lambda: clock[0])
+    table = Table("live", [])
+    wb.register(table)
+    wb.put(table, b"P", 0, b"v")
+    clock[0] = 6.0
+    assert wb.due()
+    await wb.flush()
+    wb.put(table, b"P", 0, b"v")
+    wb.hold(Stream(), Event(0, 1, []))
+    wb.hold(Stream(), Event(0, 2, []))
+    await wb.flush()
+    wb.put(table, b"Q", 1, b"v")
+    await wb.flush([1])
+    wb.put(table, b"R", 2, b"v")
+    await wb.drain()
+    await wb.flush()  # nothing buffered: not a flush
+    assert wb.flush_reasons == {"interval": 1, "held": 1, "keys": 0, "partitions": 1, "drain": 1}
 
 
 async def test_max_keys_zero_is_no_limit() -> None:
