@@ -156,7 +156,7 @@ def main() -> int:
               f"(flush + wait before a tick); redis: {late:.0f} late round trips, {down:.0f} payloads dropped")  # fmt: skip
         text = scrape(port)
         reasons = ", ".join(f"{reason} {metric_in(text, 'linky_stream_state_flushes_total', {'reason': reason}):.0f}"
-                            for reason in ("interval", "held", "keys", "partitions"))  # fmt: skip
+                            for reason in ("interval", "held", "keys", "partitions", "drain"))  # fmt: skip
         print(f"write-back flushes by reason (stream/writeback.py): {reasons}")
         print(f"RSS: {rss_end:.0f} MB when done, {rss_mb(proc.pid):.0f} MB {args.steady_seconds:.0f} s later")
         if args.memory_report:

@@ -89,7 +89,7 @@ class _WriteBackCollector:
                                 value=writeback.dirty_keys())  # fmt: skip
         reasons = CounterMetricFamily("linky_stream_state_flushes",
                                       "Write-back flushes started, by what made them due: interval, held (readings), "
-                                      "keys (dirty keys), partitions (some partitions only: a tick's publishes), drain (before a revoke or a stop)",
+                                      "keys (dirty keys), partitions (some partitions only: a tick's publishes), drain (before a revoke or a stop, or the fold waiting for two flushes in flight)",
                                       labels=["reason"])  # fmt: skip
         for reason, count in writeback.flush_reasons.items():
             reasons.add_metric([reason], count)

@@ -176,7 +176,8 @@ class WriteBack:
         # flushes of everything by what made them due: "interval", "held" (``max_held``), "keys"
         # (``max_keys``: many keys and a small budget make more changelog records per reading);
         # flushes of some partitions (a tick's publishes, a reading settling them) count as
-        # "partitions", those of ``drain`` (before a revoke or a stop) as "drain"
+        # "partitions", those of ``drain`` (before a revoke or a stop, or the readings fold
+        # waiting because two flushes are in flight: agents/readings.py) as "drain"
         self.flush_reasons: dict[str, int] = dict.fromkeys(("interval", "held", "keys", "partitions", "drain"), 0)
         self.failures = 0
         self.keys_written = 0
