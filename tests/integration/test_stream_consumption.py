@@ -43,17 +43,20 @@ def day_totals(worker: Worker, pdl: str, granularity: str = "day", **params: str
     return {b["start"][:key_len]: [b["import_wh"], b["export_wh"]] for b in body["buckets"]}
 
 
-@pytest.mark.parametrize(("flush_seconds", "direct"), [("5", "true"), ("30", "true"), ("5", "false")],
-                         ids=["flush-5s", "flush-30s", "faust-agent-flush-5s"])
+@pytest.mark.parametrize(("flush_seconds", "direct", "max_keys"),
+                         [("5", "true", None), ("30", "true", None), ("5", "false", None), ("30", "true", "20")],
+                         ids=["flush-5s", "flush-30s", "faust-agent-flush-5s", "flush-30s-key-budget-20"])
 async def test_day_and_month_totals_match_the_ground_truth_through_a_crash(
     kafka_bootstrap: str, redis_url: str, redis_worker_url: str, unique_name, tmp_path: Path, flush_seconds: str,
-    direct: str,
+    direct: str, max_keys: str | None,
 ) -> None:
     """``flush_seconds``: the write-back interval (stream/writeback.py). With 30 s the kill lands
     between two flushes with thousands of readings folded in memory only: they must be replayed
     from the committed offsets, none lost, none counted twice. ``direct``: readings folded by the
     consumer per fetch (the default, agents/readings.py ``fold_messages``) or through faust's
-    agent one event at a time (``LINKY_READINGS_DIRECT=false``)."""
+    agent one event at a time (``LINKY_READINGS_DIRECT=false``). ``max_keys``: the dirty-key
+    budget (``LINKY_STATE_FLUSH_MAX_KEYS``); 20 for 12 PDLs makes most flushes come from it,
+    in the middle of the interval, so the kill lands among flushes the budget started."""
     topic = unique_name("readings")
     await create_topic(kafka_bootstrap, topic)
     readings, meters = simulate(n_pdls=12, first_day=date(2026, 10, 24), days=9)
@@ -62,6 +65,8 @@ async def test_day_and_month_totals_match_the_ground_truth_through_a_crash(
     watched = next(iter(meters))
     env = worker_env(kafka_bootstrap, redis_worker_url, topic, unique_name("app"), LINKY_STATE_FLUSH_SECONDS=flush_seconds,
                      LINKY_READINGS_DIRECT=direct)  # fmt: skip
+    if max_keys is not None:
+        env["LINKY_STATE_FLUSH_MAX_KEYS"] = max_keys
     a = Worker("worker-a", env, tmp_path / "data-a", tmp_path)
     b = Worker("worker-b", env, tmp_path / "data-b", tmp_path)
     sub = aioredis.from_url(redis_url)
@@ -81,9 +86,12 @@ async def test_day_and_month_totals_match_the_ground_truth_through_a_crash(
                  120, "worker A processing the first half", [a])  # fmt: skip
         seen = a.metric("linky_stream_readings_processed_total", agent="consumption")
         held = a.metric("linky_stream_state_held_readings")
+        by_keys = a.metric("linky_stream_state_flushes_total", reason="keys")
         a.stop(signal.SIGKILL)
-        if flush_seconds == "30":
+        if flush_seconds == "30" and max_keys is None:
             assert held > 0, "no reading waited for a flush at the kill: not the case under test"
+        if max_keys is not None:
+            assert by_keys > 0, "no flush came from the key budget before the kill: not the case under test"
         assert seen < half, "worker A finished the first half before the kill: not a mid-stream crash"
 
         a.start()
