@@ -121,6 +121,9 @@ class RedisPublisher:
         self._client_factory = client_factory or self._default_client
         self._client: Any = None
         self._queue: deque[tuple[str, bytes, float | None, float | None]] = deque()
+        # read at each scrape, not set at each publish (a lock and a call per payload); the
+        # worker has one publisher: the latest one created is the one shown
+        metrics.REDIS_QUEUE.set_function(lambda: len(self._queue))
         self._wakeup: asyncio.Event | None = None
         self._sources: list[SnapshotSource] = []
         self.up = True  # optimistic until the first failure
@@ -161,7 +164,6 @@ class RedisPublisher:
             return False
         self._queue.append((channel, encode(payload), event_time, received_at))
         self._enqueued += 1
-        metrics.REDIS_QUEUE.set(len(self._queue))
         if self._wakeup is not None:
             self._wakeup.set()
         return True
@@ -337,7 +339,6 @@ class RedisPublisher:
         """Pop up to ``batch_size`` queued payloads and send them; they count as handled
         (``sent_barrier``) whether sent or dropped."""
         batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
-        metrics.REDIS_QUEUE.set(len(self._queue))
         try:
             await self._send(batch)
         finally:
@@ -370,17 +371,20 @@ class RedisPublisher:
             self._go_down(exc)
             return
         now = clock.time()
+        sent: dict[str, int] = {}  # per kind: one counter increment per batch, not per payload
         for channel, _, event_time, received_at in batch:
             kind = metrics.channel_kind(channel)
             children = self._kind_metrics.get(kind)
             if children is None:
                 children = self._kind_metrics[kind] = (metrics.REDIS_PUBLISHED.labels(kind), metrics.LATENCY.labels(kind),
                                                        metrics.PUBLISH_LATENCY.labels(kind))  # fmt: skip
-            children[0].inc()
+            sent[kind] = sent.get(kind, 0) + 1
             if event_time is not None:
                 children[1].observe(max(0.0, now - event_time))
             if received_at is not None:
                 children[2].observe(max(0.0, now - received_at))
+        for kind, count in sent.items():
+            self._kind_metrics[kind][0].inc(count)
 
     async def _set_all(self, items: list[Snapshot]) -> int:
         if not items:
@@ -417,7 +421,6 @@ class RedisPublisher:
         if dropped:
             metrics.REDIS_FAILURES.labels("redis_down").inc(dropped)
             self._queue.clear()
-            metrics.REDIS_QUEUE.set(0)
             self._done(dropped)
         self._set_up(False)
         self.resync_pending = True

@@ -67,6 +67,25 @@ async def test_payloads_are_published_in_order_with_their_snapshot_key() -> None
     assert fake.keys == {"linky:P:live": {"seq": 9}}
 
 
+async def test_the_queue_gauge_and_published_counter_are_exact_at_scrape_time() -> None:
+    from prometheus_client import REGISTRY
+
+    def published() -> float:
+        return REGISTRY.get_sample_value("linky_redis_published_total", {"channel": "live"}) or 0.0
+
+    fake = FakeRedis()
+    pub = RedisPublisher("redis://fake", batch_size=3, client_factory=lambda: fake)
+    before = published()
+    for i in range(7):
+        pub.publish("linky:P:live", {"seq": i})
+    assert REGISTRY.get_sample_value("linky_redis_publish_queue") == 7  # read at scrape, not set per publish
+    await pub.step()  # one batch of 3
+    assert REGISTRY.get_sample_value("linky_redis_publish_queue") == 4
+    assert published() - before == 3  # counted per batch, every payload
+    await drain(pub)
+    assert REGISTRY.get_sample_value("linky_redis_publish_queue") == 0 and published() - before == 7
+
+
 async def test_redis_down_drops_and_counts_then_rewrites_snapshots_from_the_source() -> None:
     fake = FakeRedis()
     state = {"linky:P:live": {"seq": 0}}
