@@ -36,7 +36,7 @@ def report(path: Path, top: int = 40) -> None:
     before = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
     found = gc.collect()
     garbage = before - collections.Counter(type(o).__qualname__ for o in gc.get_objects())
-    lines = [f"RSS {rss_mb():.0f} MB"]
+    lines = [f"RSS {rss_mb():.0f} MB; {gc.get_freeze_count()} objects frozen (gc.freeze: not in the census below)"]
     if tracemalloc.is_tracing():
         snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
         traced, peak = tracemalloc.get_traced_memory()
