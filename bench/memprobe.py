@@ -21,6 +21,7 @@ import ctypes.util
 import gc
 import os
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -87,8 +88,6 @@ def _untracked(top: int) -> list[str]:
 def _pymalloc() -> list[str]:
     """pymalloc's own totals (``sys._debugmallocstats``, written to fd 2): the Python heap's
     arenas, what is in use in them and what is free but kept."""
-    import tempfile
-
     with tempfile.TemporaryFile() as tmp:
         sys.stderr.flush()
         saved = os.dup(2)

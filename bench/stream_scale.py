@@ -31,6 +31,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -154,9 +155,8 @@ def main() -> int:
         releases = metric(port, "linky_battery_tick_releases_total", {})
         print(f"timer: {checks:.0f} PDL checks, {ticks:.0f} ticks sent, {applied:.0f} handled, {releases:.0f} releases "
               f"(flush + wait before a tick); redis: {late:.0f} late round trips, {down:.0f} payloads dropped")  # fmt: skip
-        text = scrape(port)
-        reasons = ", ".join(f"{reason} {metric_in(text, 'linky_stream_state_flushes_total', {'reason': reason}):.0f}"
-                            for reason in ("interval", "held", "keys", "partitions", "drain"))  # fmt: skip
+        flushes = re.findall(r'^linky_stream_state_flushes_total\{reason="([^"]+)"\} (\S+)$', scrape(port), re.M)
+        reasons = ", ".join(f"{reason} {float(count):.0f}" for reason, count in flushes)  # every reason the worker has
         print(f"write-back flushes by reason (stream/writeback.py): {reasons}")
         print(f"RSS: {rss_end:.0f} MB when done, {rss_mb(proc.pid):.0f} MB {args.steady_seconds:.0f} s later")
         if args.memory_report:
