@@ -9,6 +9,12 @@ One live entry per key: scheduling a key that already has an entry at or before 
 does nothing (the earlier check will find the state not due and schedule it again), an earlier
 instant replaces it (the old heap entry becomes stale and is skipped when popped). So the heap
 holds about one entry per PDL, and a reading costs a dict lookup.
+
+Memory matters here: a worker holds one key per PDL (100,000 and more). An entry is a
+``(when, key)`` pair sharing the dict's float; ties at the same instant are popped in key order
+(keys of one index are of one comparable type: PDL strings); stale entries are compacted as soon
+as they outnumber the live ones. At 30,000 PDLs x 3 readings the earlier shape (a sequence
+number per entry, compacted only at 4x stale) held about 365 bytes per PDL (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -24,9 +30,8 @@ __all__ = ["DueIndex"]
 
 class DueIndex(Generic[K]):
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, K]] = []
+        self._heap: list[tuple[float, K]] = []
         self._at: dict[K, float] = {}
-        self._seq = 0  # ties: first scheduled, first popped (and keys never compared)
 
     def schedule(self, key: K, when: float) -> None:
         """Make sure ``key`` is popped no later than ``when`` (epoch seconds)."""
@@ -34,8 +39,9 @@ class DueIndex(Generic[K]):
         if current is not None and current <= when:
             return
         self._at[key] = when
-        self._seq += 1
-        heapq.heappush(self._heap, (when, self._seq, key))
+        heapq.heappush(self._heap, (when, key))
+        if len(self._heap) > 2 * len(self._at) + 1024:  # stale entries outnumber live ones
+            self._compact()
 
     def pop_due(self, now: float, limit: int | None = None) -> list[K]:
         """The keys scheduled at or before ``now``, earliest first, at most ``limit`` of them;
@@ -43,23 +49,25 @@ class DueIndex(Generic[K]):
         out: list[K] = []
         heap = self._heap
         while heap and heap[0][0] <= now and (limit is None or len(out) < limit):
-            when, _, key = heapq.heappop(heap)
+            when, key = heapq.heappop(heap)
             if self._at.get(key) == when:
                 del self._at[key]
                 out.append(key)
-        if len(heap) > 4 * len(self._at) + 1024:  # many stale entries: rebuild
-            self._heap = [(w, i, k) for w, i, k in heap if self._at.get(k) == w]
-            heapq.heapify(self._heap)
         return out
+
+    def _compact(self) -> None:
+        at = self._at
+        self._heap = [entry for entry in self._heap if at.get(entry[1]) == entry[0]]
+        heapq.heapify(self._heap)
 
     def next_at(self) -> float | None:
         """The earliest scheduled instant, if any."""
-        while self._heap and self._at.get(self._heap[0][2]) != self._heap[0][0]:
+        while self._heap and self._at.get(self._heap[0][1]) != self._heap[0][0]:
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
     def forget(self, key: K) -> None:
-        self._at.pop(key, None)
+        self._at.pop(key, None)  # its heap entry is now stale
 
     def clear(self) -> None:
         self._heap.clear()

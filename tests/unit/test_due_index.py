@@ -47,6 +47,30 @@ def test_stale_entries_are_compacted() -> None:
     assert due.pop_due(1.0) == [1]
 
 
+def test_ties_are_popped_in_key_order_and_stale_entries_stay_bounded() -> None:
+    due: DueIndex[str] = DueIndex()
+    for pdl in ("30000000000003", "10000000000001", "20000000000002"):
+        due.schedule(pdl, 7.0)  # one midnight, scheduled in any order
+    assert due.pop_due(7.0) == ["10000000000001", "20000000000002", "30000000000003"]
+    rng = random.Random(5)
+    live: dict[str, float] = {}
+    for step in range(50_000):  # readings move PDLs earlier and later, the timer pops some
+        pdl = f"{rng.randrange(3000):014d}"
+        when = float(rng.randrange(1_000_000))
+        due.schedule(pdl, when)
+        if pdl not in live or when < live[pdl]:
+            live[pdl] = when
+        assert len(due._heap) <= 2 * len(due) + 1025
+        if step % 5000 == 4999:
+            now = float(rng.randrange(1_000_000))
+            popped = due.pop_due(now)
+            expected = sorted((w, k) for k, w in live.items() if w <= now)
+            assert popped == [k for _, k in expected]
+            for k in popped:
+                del live[k]
+    assert len(due) == len(live) and due.next_at() == min(live.values())
+
+
 def _reading(t: datetime, hc: int, hp: int, export: int) -> dict[str, Any]:
     return {"pdl": PDL, "mode": "standard", "time": t.isoformat(), "tariff_index": 1, "tariff_period": "HEURES CREUSES",
             "import_wh_by_period": {"EASF01": hc, "EASF02": hp}, "export_wh": export, "power_va": 500,
