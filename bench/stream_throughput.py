@@ -243,7 +243,7 @@ def run_one(
             elif t10 is not None and count < n:
                 end = (now, count, cpu)
             if count >= n:
-                if t10 is None:
+                if t10 is None or c10 >= n:  # 10 % and 100 % seen by the same poll: no interval to time
                     raise RuntimeError(f"{kind}: all {n} readings processed between two polls; use more readings")
                 if end is None or end[1] - c10 < n * 0.4:  # too few polls in between: up to the end
                     end = (now, count, cpu)
