@@ -11,10 +11,13 @@ instant replaces it (the old heap entry becomes stale and is skipped when popped
 holds about one entry per PDL, and a reading costs a dict lookup.
 
 Memory matters here: a worker holds one key per PDL (100,000 and more). An entry is a
-``(when, key)`` pair sharing the dict's float; ties at the same instant are popped in key order
-(keys of one index are of one comparable type: PDL strings); stale entries are compacted as soon
-as they outnumber the live ones. At 30,000 PDLs x 3 readings the earlier shape (a sequence
-number per entry, compacted only at 4x stale) held about 365 bytes per PDL (docs/performance.md).
+``(when, sequence number, key)`` tuple sharing the dict's float; stale entries are compacted as
+soon as they outnumber the live ones (they were compacted only at 4x, which held about 3 entries
+and 365 bytes per PDL at 30,000 PDLs x 3 readings, docs/performance.md). The sequence number makes
+ties first-scheduled, first-popped: at midnight every PDL is due at the same instant and the
+timer pops a few thousand per run, so a PDL rescheduled at that instant must go behind the
+others. Popping ties in key order instead saved 36 bytes per entry but made the timer check
+about 1.8x as many PDLs per tick sent during a backlog (docs/performance.md "2026-12-07, night").
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ __all__ = ["DueIndex"]
 
 class DueIndex(Generic[K]):
     def __init__(self) -> None:
-        self._heap: list[tuple[float, K]] = []
+        self._heap: list[tuple[float, int, K]] = []
         self._at: dict[K, float] = {}
+        self._seq = 0  # ties: first scheduled, first popped (and keys never compared)
 
     def schedule(self, key: K, when: float) -> None:
         """Make sure ``key`` is popped no later than ``when`` (epoch seconds)."""
@@ -39,7 +43,8 @@ class DueIndex(Generic[K]):
         if current is not None and current <= when:
             return
         self._at[key] = when
-        heapq.heappush(self._heap, (when, key))
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, key))
         if len(self._heap) > 2 * len(self._at) + 1024:  # stale entries outnumber live ones
             self._compact()
 
@@ -49,7 +54,7 @@ class DueIndex(Generic[K]):
         out: list[K] = []
         heap = self._heap
         while heap and heap[0][0] <= now and (limit is None or len(out) < limit):
-            when, key = heapq.heappop(heap)
+            when, _, key = heapq.heappop(heap)
             if self._at.get(key) == when:
                 del self._at[key]
                 out.append(key)
@@ -57,12 +62,12 @@ class DueIndex(Generic[K]):
 
     def _compact(self) -> None:
         at = self._at
-        self._heap = [entry for entry in self._heap if at.get(entry[1]) == entry[0]]
+        self._heap = [entry for entry in self._heap if at.get(entry[2]) == entry[0]]
         heapq.heapify(self._heap)
 
     def next_at(self) -> float | None:
         """The earliest scheduled instant, if any."""
-        while self._heap and self._at.get(self._heap[0][1]) != self._heap[0][0]:
+        while self._heap and self._at.get(self._heap[0][2]) != self._heap[0][0]:
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 

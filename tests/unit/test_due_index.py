@@ -47,11 +47,13 @@ def test_stale_entries_are_compacted() -> None:
     assert due.pop_due(1.0) == [1]
 
 
-def test_ties_are_popped_in_key_order_and_stale_entries_stay_bounded() -> None:
+def test_ties_are_popped_first_scheduled_first_and_stale_entries_stay_bounded() -> None:
     due: DueIndex[str] = DueIndex()
-    for pdl in ("30000000000003", "10000000000001", "20000000000002"):
-        due.schedule(pdl, 7.0)  # one midnight, scheduled in any order
-    assert due.pop_due(7.0) == ["10000000000001", "20000000000002", "30000000000003"]
+    for pdl in ("20000000000002", "10000000000001", "30000000000003"):
+        due.schedule(pdl, 7.0)  # one midnight
+    assert due.pop_due(7.0, limit=2) == ["20000000000002", "10000000000001"]  # not key order
+    due.schedule("10000000000001", 7.0)  # rescheduled at the same instant: behind the others
+    assert due.pop_due(7.0) == ["30000000000003", "10000000000001"]
     rng = random.Random(5)
     live: dict[str, float] = {}
     for step in range(50_000):  # readings move PDLs earlier and later, the timer pops some
@@ -64,8 +66,8 @@ def test_ties_are_popped_in_key_order_and_stale_entries_stay_bounded() -> None:
         if step % 5000 == 4999:
             now = float(rng.randrange(1_000_000))
             popped = due.pop_due(now)
-            expected = sorted((w, k) for k, w in live.items() if w <= now)
-            assert popped == [k for _, k in expected]
+            assert sorted(popped) == sorted(k for k, w in live.items() if w <= now)
+            assert [live[k] for k in popped] == sorted(live[k] for k in popped)  # earliest first
             for k in popped:
                 del live[k]
     assert len(due) == len(live) and due.next_at() == min(live.values())
