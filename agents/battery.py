@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping
 
@@ -355,7 +356,9 @@ def _schedule(state: LedgerState, checked_at: datetime | None = None) -> None:
     """Schedule the timer's next look at ``state`` (``checked_at``: when it found nothing to do)."""
     when = next_tick_due(state, alerts.alert_settings, checked_at)
     if when is not None:
-        _due.schedule(state.pdl, when.timestamp())
+        # interned: the index's dict key and heap entries of a PDL share one string, whichever
+        # decode of its state scheduled them (one str per PDL instead of one per schedule)
+        _due.schedule(sys.intern(state.pdl), when.timestamp())
 
 
 def _active_partitions() -> set[int]:
