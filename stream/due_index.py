@@ -17,7 +17,7 @@ and 365 bytes per PDL at 30,000 PDLs x 3 readings, docs/performance.md). The seq
 ties first-scheduled, first-popped: at midnight every PDL is due at the same instant and the
 timer pops a few thousand per run, so a PDL rescheduled at that instant must go behind the
 others. Popping ties in key order instead saved 36 bytes per entry but made the timer check
-about 1.8x as many PDLs per tick sent during a backlog (docs/performance.md "2026-12-07, night").
+about 1.7x as many PDLs per tick sent during a backlog (docs/performance.md "2026-12-07, night").
 """
 
 from __future__ import annotations
