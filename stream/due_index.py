@@ -48,6 +48,16 @@ class DueIndex(Generic[K]):
         if len(self._heap) > 2 * len(self._at) + 1024:  # stale entries outnumber live ones
             self._compact()
 
+    def reschedule(self, key: K, when: float | None) -> None:
+        """Pop ``key`` at ``when`` exactly, even later than its entry (``None``: not at all).
+        For a caller that knows the key has nothing to do before ``when``; ``schedule`` keeps
+        the earliest instant instead."""
+        if when is None:
+            self.forget(key)
+        elif self._at.get(key) != when:
+            self._at.pop(key, None)
+            self.schedule(key, when)
+
     def pop_due(self, now: float, limit: int | None = None) -> list[K]:
         """The keys scheduled at or before ``now``, earliest first, at most ``limit`` of them;
         they are unscheduled (schedule them again if they still need the timer)."""

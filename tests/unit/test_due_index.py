@@ -73,6 +73,19 @@ def test_ties_are_popped_first_scheduled_first_and_stale_entries_stay_bounded() 
     assert len(due) == len(live) and due.next_at() == min(live.values())
 
 
+def test_reschedule_sets_the_instant_even_later_and_none_forgets() -> None:
+    due: DueIndex[str] = DueIndex()
+    due.schedule("a", 10.0)
+    due.schedule("b", 20.0)
+    due.reschedule("a", 30.0)  # later than its entry: schedule() would keep 10
+    assert due.pop_due(25.0) == ["b"]
+    due.reschedule("a", 30.0)  # unchanged: no new heap entry
+    assert len(due._heap) == 1 and due.pop_due(30.0) == ["a"]
+    due.schedule("c", 5.0)
+    due.reschedule("c", None)
+    assert "c" not in due and due.pop_due(100.0) == []
+
+
 def _reading(t: datetime, hc: int, hp: int, export: int) -> dict[str, Any]:
     return {"pdl": PDL, "mode": "standard", "time": t.isoformat(), "tariff_index": 1, "tariff_period": "HEURES CREUSES",
             "import_wh_by_period": {"EASF01": hc, "EASF02": hp}, "export_wh": export, "power_va": 500,
@@ -101,6 +114,11 @@ def test_next_tick_due_is_never_after_the_first_instant_tick_has_work() -> None:
         for checked_at in checks[::40]:  # the timer found nothing to do at checked_at
             if not tick_is_due(state, checked_at, settings):
                 _check_bound(state, settings, checked_at, [c for c in checks if c > checked_at], case)
+            else:  # a tick applied at checked_at leaves nothing to do then (agents/battery.py
+                # ``_schedule_after_tick`` schedules it as checked)
+                after = tick(state, checked_at, settings)[0].state
+                assert not tick_is_due(after, checked_at, settings), (case, checked_at)
+                _check_bound(after, settings, checked_at, [c for c in checks if c > checked_at], case)
 
 
 def _check_bound(state: LedgerState, settings: AlertSettings, checked_at: datetime | None,
