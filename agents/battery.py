@@ -143,7 +143,9 @@ def _decode(pdl: str, raw: bytes) -> LedgerState:
     return _states.get(pdl.encode(), raw, lambda data: from_storage(json.loads(data), _record_loader(pdl)))
 
 
-def _store(before: LedgerState | None, after: LedgerState, partition: int, *, ticked_at: datetime | None = None) -> None:
+def _store(
+    before: LedgerState | None, after: LedgerState, partition: int, *, ticked_at: datetime | None = None
+) -> None:
     """Buffer the closed rows that changed, the hot value and the pruned rows' deletions; the
     flush writes them in that order, which survives a crash (docs/stream.md, stream/writeback.py).
     ``ticked_at``: ``after`` is a tick applied at that instant (see ``_schedule_after_tick``)."""

@@ -165,7 +165,9 @@ async def test_the_ticks_agent_releases_waiting_publishes_before_they_could_over
     monkeypatch.setattr(battery, "_order", PublishOrder(writeback))
     monkeypatch.setattr(battery, "load", State)
     monkeypatch.setattr(battery, "tick", lambda state, now, settings: (Fold(), []))
-    monkeypatch.setattr(battery, "_store", lambda before, after, p, ticked_at=None: writeback.put(table, before.pdl.encode(), p, b"s"))
+    monkeypatch.setattr(
+        battery, "_store", lambda before, after, p, ticked_at=None: writeback.put(table, before.pdl.encode(), p, b"s")
+    )
     monkeypatch.setattr(battery, "_tick_emit", emit)
 
     await battery.battery_ticks.fun(Stream())
