@@ -148,7 +148,7 @@ def _store(
 ) -> None:
     """Buffer the closed rows that changed, the hot value and the pruned rows' deletions; the
     flush writes them in that order, which survives a crash (docs/stream.md, stream/writeback.py).
-    ``ticked_at``: ``after`` is a tick applied at that instant (see ``_schedule_after_tick``)."""
+    ``ticked_at``: ``after`` is a tick applied at that instant (see ``_schedule``)."""
     pdl = after.pdl
     writes, deletes = record_changes(before, after)
     for (kind, key), record in writes.items():
@@ -156,10 +156,7 @@ def _store(
     for kind, key in deletes:
         writeback.delete(ledger, history_key(pdl, kind, key), partition)
     writeback.put(ledger, pdl.encode(), partition, Entry(as_stored(after, _record_loader(pdl)), _encode_hot))
-    if ticked_at is None:
-        _schedule(after)
-    else:
-        _schedule_after_tick(after, ticked_at)
+    _schedule(after, checked_at=ticked_at, replace=ticked_at is not None)
 
 
 def _encode_hot(state: LedgerState) -> bytes:
@@ -359,26 +356,26 @@ _scanned: set[int] = set()  # partitions whose PDLs are in ``_due`` (scanned onc
 TICK_RETRY_SECONDS = 60.0  # a PDL ticked is looked at again this much later if the tick got lost
 
 
-def _schedule(state: LedgerState, checked_at: datetime | None = None) -> None:
-    """Schedule the timer's next look at ``state`` (``checked_at``: when it found nothing to do)."""
+def _schedule(state: LedgerState, checked_at: datetime | None = None, *, replace: bool = False) -> None:
+    """Schedule the timer's next look at ``state`` (``checked_at``: when it found nothing to do).
+
+    ``replace``: ``state`` is a tick just applied at ``checked_at``. ``tick`` is idempotent at a
+    given instant (tests/unit/test_due_index.py), so the state has nothing left to do then, and
+    its next instant replaces both the timer's retry (``TICK_RETRY_SECONDS``, for a tick that got
+    lost) and the end of a day the tick just closed. Scheduled as a reading's state, the PDL was
+    looked at once more for nothing after nearly every tick: 165,000 checks for 100,000 ticks at
+    100,000 PDLs (docs/performance.md "2026-12-07, night"). A reading folded since the tick was
+    sent is in ``state`` (same partition, read through the write-back buffer); one folded later
+    schedules its own instant.
+
+    The key is interned: the index's dict key and heap entries of a PDL share one string,
+    whichever decode of its state scheduled them (one str per PDL instead of one per schedule)."""
     when = next_tick_due(state, alerts.alert_settings, checked_at)
-    if when is not None:
-        # interned: the index's dict key and heap entries of a PDL share one string, whichever
-        # decode of its state scheduled them (one str per PDL instead of one per schedule)
-        _due.schedule(sys.intern(state.pdl), when.timestamp())
-
-
-def _schedule_after_tick(state: LedgerState, ticked_at: datetime) -> None:
-    """The timer's next look at a PDL whose tick at ``ticked_at`` was just applied: ``tick`` is
-    idempotent at a given instant (tests/unit/test_due_index.py), so ``state`` has nothing left to
-    do at ``ticked_at`` and its next instant is the one after that check, which replaces both the
-    timer's retry (``TICK_RETRY_SECONDS``, for a tick that got lost) and the end of a day the tick
-    just closed. Scheduled as a reading's state, the PDL was looked at once more for nothing after
-    nearly every tick: 165,000 checks for 100,000 ticks at 100,000 PDLs (docs/performance.md
-    "2026-12-07, night"). A reading folded since the tick was sent is in ``state`` (same
-    partition, read through the write-back buffer); one folded later schedules its own instant."""
-    when = next_tick_due(state, alerts.alert_settings, ticked_at)
-    _due.reschedule(sys.intern(state.pdl), None if when is None else when.timestamp())
+    at = None if when is None else when.timestamp()
+    if replace:
+        _due.reschedule(sys.intern(state.pdl), at)
+    elif at is not None:
+        _due.schedule(sys.intern(state.pdl), at)
 
 
 def _active_partitions() -> set[int]:

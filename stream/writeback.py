@@ -310,9 +310,12 @@ class WriteBack:
         held or too many keys buffered), and none of everything is scheduled already (``flush_soon``)."""
         if self._not_started:
             return False
-        if self._held >= self.max_held or self._over_keys():
+        if self._over_held() or self._over_keys():
             return True
         return bool(self._parts) and self._monotonic() - self._last_flush >= self.interval
+
+    def _over_held(self) -> bool:
+        return self._held >= self.max_held
 
     def _over_keys(self) -> bool:
         return bool(self.max_keys) and len(self._where) >= self.max_keys
@@ -379,7 +382,7 @@ class WriteBack:
             return 0
         if reason is None:
             reason = ("partitions" if partitions is not None else "keys" if self._over_keys()
-                      else "held" if self._held >= self.max_held else "interval")  # fmt: skip
+                      else "held" if self._over_held() else "interval")  # fmt: skip
         self.flush_reasons[reason] = self.flush_reasons.get(reason, 0) + 1
         started = self._monotonic()
         taken = {p: self._parts.pop(p) for p in chosen}

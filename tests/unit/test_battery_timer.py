@@ -207,7 +207,7 @@ def test_a_pdl_ticked_is_looked_at_next_when_its_state_can_change_again(monkeypa
     due.schedule(pdl, NOW.timestamp() + battery.TICK_RETRY_SECONDS)  # as the timer does once the tick is sent
 
     after = tick(state, NOW, settings)[0].state
-    battery._schedule_after_tick(after, NOW)
+    battery._schedule(after, NOW, replace=True)  # as the ticks agent's store does
     bound = next_tick_due(after, settings, NOW)
     assert bound is not None and bound > NOW and not tick_is_due(after, NOW, settings)
     assert due.next_at() == bound.timestamp()  # neither the closed day's end nor the retry

@@ -115,7 +115,7 @@ def test_next_tick_due_is_never_after_the_first_instant_tick_has_work() -> None:
             if not tick_is_due(state, checked_at, settings):
                 _check_bound(state, settings, checked_at, [c for c in checks if c > checked_at], case)
             else:  # a tick applied at checked_at leaves nothing to do then (agents/battery.py
-                # ``_schedule_after_tick`` schedules it as checked)
+                # ``_schedule(..., replace=True)`` schedules it as checked)
                 after = tick(state, checked_at, settings)[0].state
                 assert not tick_is_due(after, checked_at, settings), (case, checked_at)
                 _check_bound(after, settings, checked_at, [c for c in checks if c > checked_at], case)
