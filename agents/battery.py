@@ -33,7 +33,7 @@ from agents.contracts import UNRESOLVED, contract_for, on_contract_change, resol
 from agents.preferences import preferences_for
 from agents.ticks import send_tick, ticks_topic
 from stream.app import app, pdl_table, settings
-from stream.battery_publish import add_snapshot_source, publish
+from stream.battery_publish import add_snapshot_source, publish_latest
 from stream.decode_cache import DecodeCache
 from stream.due_index import DueIndex
 from stream.redis_publisher import Snapshot, encode
@@ -112,6 +112,10 @@ def load(pdl: str) -> LedgerState | None:
     """The PDL's state: the write-back buffer's (stream/writeback.py), else the table's (in stream
     iteration: the event's partition; outside: the partitions this worker holds). Closed rows are
     read from their own keys only when used."""
+    if _deferred is not None:
+        pending = _deferred.get(pdl)
+        if pending is not None:
+            return pending[1]
     key = pdl.encode()
     entry = writeback.peek(ledger, key)
     if entry is not None:
@@ -226,7 +230,11 @@ def handle(
         after, alert_events = fold.state, []
     after = replace(after, partition=partition)
     if after != before:
-        _store(before, after, partition)
+        if _deferred is None:
+            _store(before, after, partition)
+        else:  # stored once at the end of the group, from the state before its first reading
+            pending = _deferred.get(pdl)
+            _deferred[pdl] = (before if pending is None else pending[0], after, partition)
     if not fold.changed and not alert_events:
         return
 
@@ -238,6 +246,32 @@ def handle(
         alerts.publish_events(after.alerts, alert_events, prefs)
 
     _order.now(pdl, emit)  # at once, unless a tick's publishes of this PDL wait for their flush
+
+
+# Inside a group (agents/readings.py folds a PDL's readings of one fetch back to back): PDL ->
+# (its state before the group's first reading, its latest state, partition), stored by
+# ``end_group``. ``_store`` compares the two: the closed rows any of the readings changed
+# (``LazyRows.changed_since`` follows the copies), one hot value, one timer schedule.
+_deferred: dict[str, tuple[LedgerState, LedgerState, int]] | None = None
+
+
+def begin_group() -> None:
+    """Until ``end_group``, a reading's state is kept here, not buffered: nothing may be
+    awaited in between (the timer, ticks and HTTP read the buffer)."""
+    global _deferred
+    _deferred = {}
+
+
+def end_group() -> None:
+    """Buffer the states the group's readings changed, each PDL once."""
+    global _deferred
+    deferred, _deferred = _deferred, None
+    for before, after, partition in (deferred or {}).values():
+        try:
+            _store(before, after, partition)
+        except Exception:  # a bug must not stop the stream: count, log, go on
+            READINGS.labels("error").inc()
+            log.exception("battery: state of %s could not be stored", after.pdl)
 
 
 def publishes_wait() -> bool:
@@ -456,10 +490,13 @@ def _publish(
     ``event_time``: the reading's time (latency histogram), None for ticks and contract changes."""
     after = fold.state
     pdl = after.pdl
+    # each is the PDL's current view: rendered once per coalescing scope (agents/readings.py)
     if force or after.battery != before.battery:
-        publish(f"linky:{pdl}:battery", battery_payload(after, contract), event_time=event_time, received_at=received_at)
+        publish_latest(f"linky:{pdl}:battery", lambda: battery_payload(after, contract),
+                       event_time=event_time, received_at=received_at)  # fmt: skip
     if force or after.surplus != before.surplus:
-        publish(f"linky:{pdl}:surplus", surplus_payload(after, contract), event_time=event_time, received_at=received_at)
+        publish_latest(f"linky:{pdl}:surplus", lambda: surplus_payload(after, contract),
+                       event_time=event_time, received_at=received_at)  # fmt: skip
 
 
 def snapshots() -> Iterator[Snapshot]:

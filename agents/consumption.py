@@ -64,12 +64,18 @@ def handle(
     store_consumption(pdl, fold, partition)
     (BASELINE if before.cursor.time is None else APPLIED).inc()
     if fold.changed or fold.events:
-        resolved = resolve(pdl, contract)
-        versions = resolved.versions if resolved is not None else ()
-        payload = render_conso_payload(fold.state, pdl=pdl, config=consumption_config, events=fold.events,
-                                       versions=versions, load=history_loader(pdl))  # fmt: skip
         event_time = fold.state.cursor.time.timestamp() if fold.state.cursor.time else None
-        publisher.publish(conso_channel(pdl), payload, event_time=event_time, received_at=received_at)
+
+        def render() -> dict[str, Any]:
+            resolved = resolve(pdl, contract)
+            versions = resolved.versions if resolved is not None else ()
+            return render_conso_payload(fold.state, pdl=pdl, config=consumption_config, events=fold.events,
+                                        versions=versions, load=history_loader(pdl))  # fmt: skip
+
+        if fold.events:  # index events happened: this payload is never replaced by a later one
+            publisher.publish(conso_channel(pdl), render(), event_time=event_time, received_at=received_at)
+        else:  # the PDL's current buckets: rendered once per coalescing scope (agents/readings.py)
+            publisher.publish_latest(conso_channel(pdl), render, event_time=event_time, received_at=received_at)
 
 
 @on_contract_change

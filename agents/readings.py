@@ -58,19 +58,29 @@ async def readings_agent(stream):  # type: ignore[no-untyped-def]
 
 
 async def fold_messages(consumer: Any, messages: list[Any]) -> None:
-    """The readings of one fetch, in order, folded straight from faust's consumer
+    """The readings of one fetch, folded straight from faust's consumer
     (stream/consumer.py ``Consumer._drain_messages``), without faust's per-event path: no
     ``Event`` through a channel queue, no stream iteration, no per-message tasks (faust wraps each
-    delivery in ``wait_first``, four tasks a message). Everything else is as in the agent: the
-    same ``fold`` per reading, ``_current_event`` set to the reading (table reads go to its
-    partition), flow control acquired before each reading (suspended during a rebalance), and
-    the message acked through the consumer only after the flush that holds its state
-    (``writeback.hold_message``). The consumer runs this under ``wait_first(...,
-    suspend_flow)``, so a rebalance may cancel it at an ``await``: only between readings, or in
-    ``fold`` before the reading changed anything (its awaits before ``hold()`` come first) or
-    after it is held (``_maybe_flush`` shields its drain); a message not yet held is not tracked
-    either, so it is simply fetched again after the seek to the committed offsets that follows
-    every rebalance. The consumer calls it only once the gateway registry is loaded
+    delivery in ``wait_first``, four tasks a message).
+
+    The readings of one PDL are folded back to back (``by_pdl``: each PDL's readings in offset
+    order, the PDLs in the order of their first reading in the fetch, at most ``GROUP_MAX`` in a
+    row) inside one Redis coalescing scope: the live, conso, battery and surplus payloads are
+    rendered and queued once per group, for its last reading (stream/redis_publisher.py). A fetch
+    of a backlog holds several readings of each PDL; one at real pace holds one at most, and
+    nothing changes. Each PDL's state only ever sees its own readings in order, so the states are
+    those of an in-order fold; offsets are acked out of order, which faust's consumer handles (it
+    commits the highest offset below which every one is acked).
+
+    Everything else is as in the agent: the same steps per reading (``fold_one``),
+    ``_current_event`` set to the reading (table reads go to its partition), flow control
+    acquired before each group (suspended during a rebalance), and each message acked through the
+    consumer only after the flush that holds its state (``writeback.hold_message``). The consumer
+    runs this under ``wait_first(..., suspend_flow)``, so a rebalance may cancel it at an
+    ``await``: only between groups, or in ``before_fold`` before the group changed anything, or
+    after its readings are held (``_maybe_flush`` shields its drain); a message not yet held is
+    not tracked either, so it is simply fetched again after the seek to the committed offsets
+    that follows every rebalance. The consumer calls it only once the gateway registry is loaded
     (``gateways.registry_ready``)."""
     acquire = app.flow_control.acquire
     track = consumer.track_message
@@ -81,18 +91,52 @@ async def fold_messages(consumer: Any, messages: list[Any]) -> None:
     # consumer logs "Stream has not started processing TP" errors for every lagging readings
     # partition after ``stream_processing_timeout`` (seen in a 100,000-PDL run)
     inbound = app.monitor.stream_inbound_time
-    for message in messages:
+    for group in by_pdl(messages):
         await acquire()
-        inbound[message.tp] = now()
-        event = MessageEvent(message)
-        token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+        await before_fold(group[0].key)
+        begin_group()
         try:
-            await fold(event, lambda message=message: (track(message), hold(consumer, message)))
+            for message in group:
+                inbound[message.tp] = now()
+                event = MessageEvent(message)
+                token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+                try:
+                    fold_one(event)
+                finally:
+                    _current_event.reset(token)
         finally:
-            _current_event.reset(token)
+            end_group()  # before the holds: the flush writes their state, its publish barrier covers them
+        for message in group:
+            track(message)
+            hold(consumer, message)
+        await _maybe_flush()
         if now() - last_yield >= YIELD_SECONDS:  # the publisher, the flushes, the fetcher
             await asyncio.sleep(0)
             last_yield = now()
+
+
+# A PDL's readings folded in a row at most (``by_pdl``): its payloads wait for the group's last
+# reading, about 0.2 ms of folding each (docs/performance.md), so this bounds that wait to a few ms.
+GROUP_MAX = 16
+
+
+def by_pdl(messages: list[Any]) -> list[list[Any]]:
+    """``messages`` grouped by record key: each key's messages in their order, the groups in the
+    order of their first message, a key's run cut every ``GROUP_MAX`` messages (its next group
+    then comes after the groups started before it). Keyless records are groups of one."""
+    groups: dict[Any, list[Any]] = {}
+    ordered: list[list[Any]] = []
+    for message in messages:
+        key = message.key
+        group = groups.get(key) if key is not None else None
+        if group is None or len(group) >= GROUP_MAX:
+            group = [message]
+            ordered.append(group)
+            if key is not None:
+                groups[key] = group
+        else:
+            group.append(message)
+    return ordered
 
 
 class MessageEvent:
@@ -110,25 +154,54 @@ class MessageEvent:
 
 
 async def fold(event: Any, hold: Callable[[], None]) -> None:
-    """One reading, parsed once, through the trust check and every handler; ``hold()`` then
-    hands its ack to the write-back flush (both paths above). Between the first change of state
-    (the trust check) and ``hold()`` nothing is awaited: the handlers are synchronous."""
+    """One reading through ``before_fold``, ``fold_one`` (in its own coalescing scope) and
+    ``hold()``, which hands its ack to the write-back flush (faust's agent path above)."""
+    await before_fold(event.key)
+    begin_group()
+    try:
+        fold_one(event)
+    finally:
+        end_group()
+    hold()
+    await _maybe_flush()
+
+
+def begin_group() -> None:
+    """Start folding a group of readings of one PDL (or one reading): until ``end_group`` the
+    battery keeps its state aside and the Redis publisher its views (coalescing scope)."""
+    publisher.begin_coalescing()
+    battery.begin_group()
+
+
+def end_group() -> None:
+    """The group's battery states buffered for the flush, then each channel's latest view
+    rendered and queued (after the states: the same order as a single reading's)."""
+    try:
+        battery.end_group()
+    finally:
+        publisher.end_coalescing()
+
+
+async def before_fold(key: bytes | None) -> None:
+    """What a reading of ``key`` waits for before anything of it is judged or folded, so a
+    rebalance cancelling the fold here leaves nothing of it behind (no trust state, no publish)
+    and it is simply fetched again."""
+    if publisher.backlogged():  # Redis slower than the folds: wait for room rather than drop payloads
+        await _wait_for_redis()
+    if battery.publishes_wait() and key:  # a tick's publishes of this PDL first (agents/battery.py)
+        await battery.settle(key.decode(errors="replace"))
+
+
+def fold_one(event: Any) -> None:
+    """One reading, parsed once, through the trust check and every handler. Synchronous: between
+    its first change of state (the trust check) and the hold of its ack nothing is awaited."""
     key, raw = event.key, event.value
     partition = event.message.partition
     ops.note_reading(partition, raw)  # lag age (stream/ops.py)
-    if publisher.backlogged():  # Redis slower than the folds: wait for room rather than drop payloads
-        await _wait_for_redis()  # before anything is judged or folded, as ``settle`` below
-    if battery.publishes_wait() and key:  # a tick's publishes of this PDL first (agents/battery.py)
-        # before anything is judged or folded (like the Redis wait above), so a rebalance
-        # cancelling ``fold_messages`` here leaves nothing of this reading behind (no trust
-        # state, no publish) and it is simply fetched again
-        await battery.settle(key.decode(errors="replace"))
     value, received_at = parse(raw)  # once for the trust check and every handler
     contract = contract_for(key.decode(errors="replace")) if key else UNRESOLVED  # once, handed down
     verdict = gateways.admit(event, value, contract)  # edge trust before any fold (agents/gateways.py, docs/security.md)
     if not verdict.accepted:  # refused or quarantined: nothing folded, still acked in order
-        hold()
-        await _maybe_flush()
         return
     value = verdict.value
     try:
@@ -148,8 +221,6 @@ async def fold(event: Any, hold: Callable[[], None]) -> None:
         log.exception("battery: reading failed: %.200r", value)
     if received_at is not None:
         FOLD_LATENCY.observe(max(0.0, clock.time() - received_at))
-    hold()
-    await _maybe_flush()
 
 
 async def _wait_for_redis() -> None:

@@ -8,7 +8,7 @@ from the tables (``add_snapshot_source``, registered by agents/battery.py).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from stream.redis_publisher import SnapshotSource
 from stream.state import publisher
@@ -23,6 +23,19 @@ def publish(
     ``received_at`` (the edge's decode time) the publish-latency one.
     Returns False when the payload was dropped (Redis down, queue full)."""
     return publisher.publish(channel, payload, event_time=event_time, received_at=received_at)
+
+
+def publish_latest(
+    channel: str,
+    payload: Mapping[str, Any] | bytes | Callable[[], Mapping[str, Any] | bytes],
+    *,
+    event_time: float | None = None,
+    received_at: float | None = None,
+) -> None:
+    """Queue the channel's current view (a payload or its render): within the readings agent's
+    coalescing scope, only the channel's last one is rendered and queued
+    (stream/redis_publisher.py ``publish_latest``)."""
+    publisher.publish_latest(channel, payload, event_time=event_time, received_at=received_at)
 
 
 def add_snapshot_source(source: SnapshotSource) -> None:

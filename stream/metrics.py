@@ -69,8 +69,14 @@ REDIS_LATE = Counter(
 REDIS_PUBLISHED = Counter("linky_redis_published_total", "Payloads published on Redis (PUBLISH + SET)", ["channel"])
 REDIS_FAILURES = Counter(
     "linky_redis_publish_failures_total",
-    "Payloads not published (dropped): error, timeout, redis_down (while reconnecting), queue_full",
+    "Payloads not published (dropped): error, timeout, redis_down (while reconnecting), queue_full, "
+    "render (a payload that could not be built: a bug, logged with its traceback)",
     ["reason"],
+)
+REDIS_COALESCED = Counter(
+    "linky_redis_payloads_coalesced_total",
+    "Live, conso, battery and surplus payloads not published because a later reading of the same PDL, "
+    "folded in the same few milliseconds, replaced them (a backlog folded per PDL, agents/readings.py)",
 )
 REDIS_BACKPRESSURE = Counter(
     "linky_redis_backpressure_waits_total",

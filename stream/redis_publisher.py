@@ -20,6 +20,17 @@ later). Redis down or slow:
 
 A full queue (Redis much slower than the stream) drops the new payload (``reason="queue_full"``)
 and schedules the same snapshot rewrite, so snapshot keys converge to the tables.
+
+**Coalescing** (``publish_latest``, ``begin_coalescing``/``end_coalescing``): the readings agent
+folds the readings of one PDL that came in the same fetch back to back (agents/readings.py) inside
+one coalescing scope. A payload published with ``publish_latest`` (live, conso, battery, surplus:
+each is the channel's whole current view) is then kept aside, replaced by a later one of the same
+channel, and only the channel's last one is rendered and queued when the scope ends, a few
+milliseconds later at most. A payload published with ``publish`` (alerts, conso payloads carrying
+index events: things that happened, not views) is queued at once, after the channel's kept-aside
+payload if it has one, so each channel's subscribers still see its payloads in order. Outside a
+scope ``publish_latest`` is ``publish``. Superseded payloads are counted in
+``linky_redis_payloads_coalesced_total``.
 """
 
 from __future__ import annotations
@@ -42,6 +53,8 @@ from stream import payload_json
 log = logging.getLogger(__name__)
 
 Snapshot = tuple[str, bytes]  # (channel = key, payload)
+Payload = Union[Mapping[str, Any], bytes]
+Render = Callable[[], Payload]
 SnapshotSource = Callable[[], Union[Iterable[Snapshot], AsyncIterator[Snapshot]]]
 
 __all__ = ["BatchClient", "RedisPublisher", "Snapshot", "SnapshotSource", "encode"]
@@ -134,6 +147,9 @@ class RedisPublisher:
         self._handled = 0
         self._running = False
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # inside a coalescing scope: channel -> (payload or its render, event_time, received_at)
+        self._latest: dict[str, tuple[Payload | Render, float | None, float | None]] | None = None
+        self._superseded = 0  # payloads of the current scope replaced by a later one of their channel
 
     # ------------------------------------------------------------------ called by agents
 
@@ -162,11 +178,64 @@ class RedisPublisher:
                             "snapshot keys rewritten once it drains", self.queue_size)  # fmt: skip
             self.resync_pending = True
             return False
+        latest = self._latest
+        if latest is not None and channel in latest:  # the channel's kept-aside view goes first
+            self._publish_rendered(channel, *latest.pop(channel))
         self._queue.append((channel, encode(payload), event_time, received_at))
         self._enqueued += 1
         if self._wakeup is not None:
             self._wakeup.set()
         return True
+
+    def publish_latest(
+        self,
+        channel: str,
+        payload: Payload | Render,
+        *,
+        event_time: float | None = None,
+        received_at: float | None = None,
+    ) -> None:
+        """Publish the channel's current view: ``payload``, or ``payload()`` when it is a
+        callable (rendered only if still the channel's latest when the scope ends). Outside a
+        coalescing scope it is rendered and queued at once (``publish``); inside, it replaces the
+        channel's earlier one of the scope. Never raises: a render that fails is logged and
+        counted (``linky_redis_publish_failures_total{reason="render"}``)."""
+        latest = self._latest
+        if latest is None:
+            self._publish_rendered(channel, payload, event_time, received_at)
+            return
+        if channel in latest:
+            self._superseded += 1
+        latest[channel] = (payload, event_time, received_at)  # keeps the channel's first place
+
+    def begin_coalescing(self) -> None:
+        """Start a coalescing scope (the module docstring); ``end_coalescing`` ends it. Nothing
+        may be awaited in between: the scope is the caller's synchronous step."""
+        if self._latest is None:
+            self._latest = {}
+
+    def end_coalescing(self) -> None:
+        """Render and queue each channel's latest payload of the scope, in the order the channels
+        were first published in it."""
+        latest, self._latest = self._latest, None
+        if latest:
+            for channel, item in latest.items():
+                self._publish_rendered(channel, *item)
+        if self._superseded:
+            metrics.REDIS_COALESCED.inc(self._superseded)
+            self._superseded = 0
+
+    def _publish_rendered(
+        self, channel: str, payload: Payload | Render, event_time: float | None, received_at: float | None
+    ) -> None:
+        if callable(payload):
+            try:
+                payload = payload()
+            except Exception:  # a bug in one payload must not stop the others: count, log, go on
+                metrics.REDIS_FAILURES.labels("render").inc()
+                log.exception("payload of %s could not be rendered", channel)
+                return
+        self.publish(channel, payload, event_time=event_time, received_at=received_at)
 
     def backlogged(self) -> bool:
         """Whether the queue is half full while the publisher's task runs and Redis answers: the

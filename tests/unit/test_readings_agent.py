@@ -242,6 +242,12 @@ async def test_a_reading_waits_for_room_in_the_redis_queue_before_anything_is_fo
             await self.room.wait()
             return True
 
+        def begin_coalescing(self) -> None:
+            pass
+
+        def end_coalescing(self) -> None:
+            pass
+
     publisher = Publisher()
     monkeypatch.setattr(readings, "publisher", publisher)
     monkeypatch.setattr(writeback, "_barrier", None)
