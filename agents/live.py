@@ -45,8 +45,9 @@ def handle(key: bytes | None, value: bytes | Mapping[str, Any], partition: int, 
     data = payload_json.dumps(payload)  # also the table value: read back by json.loads (_time_of)
     writeback.put(live_table, key, partition, Entry((data, when), _raw_of))
     APPLIED.inc()
-    # the latest: a later reading of the PDL folded in the same scope replaces it (agents/readings.py)
-    publisher.publish_latest(live_channel(pdl), data, event_time=when.timestamp(), received_at=received_at)
+    # every reading, never coalesced (unlike the conso, battery and surplus views): a live
+    # subscriber gets each reading's power, in order, even from a backlog folded per PDL
+    publisher.publish(live_channel(pdl), data, event_time=when.timestamp(), received_at=received_at)
 
 
 def stored_time(key: bytes) -> datetime | None:

@@ -190,6 +190,8 @@ class Run(NamedTuple):
     rss_mb: float | None  # worker resident memory at the end
     flushes: float | None = None  # write-back flushes of the run (``linky_stream_state_flush_seconds_count``)
     flushed_keys: float | None = None  # table keys they wrote (``linky_stream_state_flushed_keys_total``)
+    payloads_per_reading: float | None = None  # Redis payloads published (``linky_redis_published_total``)
+    snapshots: str | None = None  # digest of the PDLs' live/conso/battery/surplus snapshot keys at the end
 
 
 def run_one(
@@ -262,9 +264,11 @@ def run_one(
             texts = [scrape(port) for port in ports]
             flushes: float | None = sum(metric_in(t, "linky_stream_state_flush_seconds_count", {}) for t in texts)
             keys: float | None = sum(metric_in(t, "linky_stream_state_flushed_keys_total", {}) for t in texts)
+            payloads: float | None = sum(metric_in(t, "linky_redis_published_total", {}) for t in texts) / n
+            digest: str | None = snapshot_digest(cfg, sorted({key for key, _ in data}))
         else:
-            per_reading = flushes = keys = None
-        return Run((c_end - c10) / (t_end - t10), cpu_ms, per_reading, rss, flushes, keys)
+            per_reading = flushes = keys = payloads = digest = None
+        return Run((c_end - c10) / (t_end - t10), cpu_ms, per_reading, rss, flushes, keys, payloads, digest)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -273,6 +277,29 @@ def run_one(
                 p.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+SNAPSHOT_KINDS = ("live", "conso", "battery", "surplus")
+
+
+def snapshot_digest(cfg: local_stack.StackConfig, pdls: list[bytes]) -> str:
+    """What the households see at the end of a run: a digest of every PDL's live, conso, battery
+    and surplus snapshot keys (every run folds the same readings, so two versions of the worker
+    that fold them alike end with the same digest, whatever payloads they published on the way).
+    Each run overwrites the keys of the one before."""
+    import hashlib
+
+    import redis
+
+    client = redis.Redis.from_url(cfg.redis_admin_url)
+    try:
+        keys = [f"linky:{pdl.decode()}:{kind}" for pdl in pdls for kind in SNAPSHOT_KINDS]
+        values = client.mget(keys)
+    finally:
+        client.close()
+    missing = sum(v is None for v in values)
+    digest = hashlib.sha256(b"\0".join(v or b"-" for v in values)).hexdigest()[:12]
+    return digest if not missing else f"{digest} ({missing} keys missing)"
 
 
 async def changelog_records(bootstrap: str, app_id: str) -> int:
@@ -346,7 +373,8 @@ def main() -> int:
                                           args.workers if kind in ("stream", "before") else 1))  # fmt: skip
     results = {kind: max(rs, key=lambda r: r.rate) for kind, rs in runs.items()}
     base = results["baseline"].rate if "baseline" in results else None
-    print(f"{'app':<10} {'readings/s':>12} {'vs baseline':>12} {'CPU ms/reading':>15} {'changelog/reading':>18} {'flushes':>8} {'keys/flush':>10} {'RSS MB':>7}")
+    print(f"{'app':<10} {'readings/s':>12} {'vs baseline':>12} {'CPU ms/reading':>15} {'changelog/reading':>18} "
+          f"{'flushes':>8} {'keys/flush':>10} {'RSS MB':>7} {'payloads/reading':>17}")  # fmt: skip
     for kind, r in results.items():
         cpu = "n/a" if r.cpu_ms is None else f"{r.cpu_ms:.3f}"
         ratio = "n/a" if base is None else f"{r.rate / base:.2f}x"
@@ -354,7 +382,13 @@ def main() -> int:
         rss = "" if r.rss_mb is None else f"{r.rss_mb:.0f}"
         flushes = "" if not r.flushes else f"{r.flushes:.0f}"
         keys = "" if not r.flushes or r.flushed_keys is None else f"{r.flushed_keys / r.flushes:.0f}"
-        print(f"{kind:<10} {r.rate:>12.0f} {ratio:>12} {cpu:>15} {per:>18} {flushes:>8} {keys:>10} {rss:>7}")
+        payloads = "" if r.payloads_per_reading is None else f"{r.payloads_per_reading:.2f}"
+        print(f"{kind:<10} {r.rate:>12.0f} {ratio:>12} {cpu:>15} {per:>18} {flushes:>8} {keys:>10} {rss:>7} {payloads:>17}")
+    digests = {d for rs in runs.values() for r in rs if (d := r.snapshots) is not None}
+    if digests:  # the households' end view: the same for every run of every worker version, or not
+        print("# snapshot keys at the end of each run: " + "; ".join(
+            f"{k}: " + ", ".join(str(r.snapshots) for r in rs) for k, rs in runs.items() if rs and rs[0].snapshots)
+            + (" (all identical)" if len(digests) == 1 else " (DIFFERENT)"))  # fmt: skip
     if args.repeat > 1:
         print("# every run (readings/s): " + "; ".join(f"{k}: " + ", ".join(f"{r.rate:.0f}" for r in rs) for k, rs in runs.items()))
         print("# every run (CPU ms/reading): " + "; ".join(

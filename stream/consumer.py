@@ -113,9 +113,16 @@ class FetchPacer:
         """Count the records of one fetch handed over; True when the mode changed (once a second at most)."""
         if self.batch_ms <= 0:
             return False
-        self._records += records
         now = self._monotonic()
         span = now - self._since
+        if not self._records and records and span >= 1.0:
+            # the first records after a second or more without any (a start-up, a recovery, an
+            # idle spell): the window starts with them, else that quiet time dilutes the rate of
+            # the backlog they begin (a restarted worker's whole backlog could come in its first
+            # fetches and never count as busy)
+            self._since, self._records = now, records
+            return False
+        self._records += records
         if span < 1.0:
             return False
         rate = self._records / span

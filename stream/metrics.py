@@ -75,7 +75,7 @@ REDIS_FAILURES = Counter(
 )
 REDIS_COALESCED = Counter(
     "linky_redis_payloads_coalesced_total",
-    "Live, conso, battery and surplus payloads not published because a later reading of the same PDL, "
+    "Conso, battery and surplus payloads not published because a later reading of the same PDL, "
     "folded in the same few milliseconds, replaced them (a backlog folded per PDL, agents/readings.py)",
 )
 REDIS_BACKPRESSURE = Counter(

@@ -23,11 +23,11 @@ and schedules the same snapshot rewrite, so snapshot keys converge to the tables
 
 **Coalescing** (``publish_latest``, ``begin_coalescing``/``end_coalescing``): the readings agent
 folds the readings of one PDL that came in the same fetch back to back (agents/readings.py) inside
-one coalescing scope. A payload published with ``publish_latest`` (live, conso, battery, surplus:
-each is the channel's whole current view) is then kept aside, replaced by a later one of the same
+one coalescing scope. A payload published with ``publish_latest`` (conso, battery, surplus: each
+is the channel's whole current view) is then kept aside, replaced by a later one of the same
 channel, and only the channel's last one is rendered and queued when the scope ends, a few
-milliseconds later at most. A payload published with ``publish`` (alerts, conso payloads carrying
-index events: things that happened, not views) is queued at once, after the channel's kept-aside
+milliseconds later at most. A payload published with ``publish`` (live: every reading's power;
+alerts and conso payloads carrying index events: things that happened) is queued at once, after the channel's kept-aside
 payload if it has one, so each channel's subscribers still see its payloads in order. Outside a
 scope ``publish_latest`` is ``publish``. Superseded payloads are counted in
 ``linky_redis_payloads_coalesced_total``.

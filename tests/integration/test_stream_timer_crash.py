@@ -113,7 +113,8 @@ async def test_a_reading_behind_a_timer_publish_is_not_lost_by_a_crash_after_the
         except TimeoutError:
             missing = len(times(second) - battery_times)
             raise AssertionError(f"timed out waiting for {what}: meter_silent {silent}, {missing} of the "
-                                 f"{len(second)} later readings never published\n{worker.tail()}") from None  # fmt: skip
+                                 f"{len(second)} later readings without a battery view of their own "
+                                 f"(coalesced or lost)\n{worker.tail()}") from None  # fmt: skip
 
     def times(batch: list[dict[str, Any]]) -> set[datetime]:
         return {datetime.fromisoformat(r["time"]) for r in batch}
@@ -134,8 +135,10 @@ async def test_a_reading_behind_a_timer_publish_is_not_lost_by_a_crash_after_the
         worker.stop(signal.SIGKILL)  # right after the open: the rest waits in the worker's linger
         behind = [line for line in worker.log.read_text(errors="replace").splitlines() if "queue behind a flush" in line]
         worker.start()
-        await until(lambda: times(second) <= battery_times and "clear" in silent, 120,
-                    "every reading's battery update and the clear after the restart")  # fmt: skip
+        # the battery view is coalesced per group of a PDL's readings (agents/readings.py): the
+        # channel must end on the last reading's view (lost with the crash on the old code)
+        await until(lambda: max(times(second)) in battery_times and "clear" in silent, 120,
+                    "the last reading's battery update and the clear after the restart")  # fmt: skip
         assert worker.metric("linky_stream_state_flush_failures_total") == 0
         assert silent[:2] == ["open", "clear"], silent
         assert not behind, behind  # every reading of the PDL waited for the tick's flush, none queued behind

@@ -47,6 +47,19 @@ def test_a_busy_worker_gathers_records_then_goes_back_when_idle_with_hysteresis(
     assert feed(pacer, clock, 90, 2) == [False, False]  # under the threshold: stays at once
 
 
+def test_a_backlog_after_a_quiet_start_up_counts_from_its_first_records() -> None:
+    """A worker restarted on a backlog: nothing for 20 s (recovery), then its first fetches bring
+    thousands of records at once. The quiet start-up is not part of the rate: it is busy."""
+    clock = Clock()
+    pacer = FetchPacer(10, 100, 100, monotonic=clock)
+    clock.t += 20.0  # no fetch at all: faust's fetcher starts once the recovery is done
+    assert not pacer.observe(1_900)  # 1,900 records after 20 s: 95/s if the start-up counted
+    clock.t += 0.2
+    pacer.observe(100)
+    assert feed(pacer, clock, 0, 1) == [True]  # then nothing more: 2,000 records in its first second
+    assert pacer.settings() == (BATCH_MIN_BYTES, 10)
+
+
 def test_a_zero_batch_time_never_batches() -> None:
     clock = Clock()
     pacer = FetchPacer(0, 100, 100, monotonic=clock)

@@ -262,3 +262,38 @@ async def test_a_reading_waits_for_room_in_the_redis_queue_before_anything_is_fo
     assert [call[0] for call in calls] == ["live", "consumption", "battery"] and contracts == ["30000000000006"]
     assert room._value.get() == waits + 1
     await writeback.drain()
+
+
+def test_a_fetch_is_folded_per_pdl_each_in_its_order_the_pdls_in_order_of_their_first_reading() -> None:
+    """``by_pdl``: a PDL's readings of one fetch in a row, in offset order; the groups in the order
+    of their first reading; a run cut at ``GROUP_MAX``; keyless records alone."""
+    a, b, c = b"30000000000001", b"30000000000002", b"30000000000003"
+    keys = [a, b, a, None, c, b, a, None, c]
+    batch = [_Message(offset, key, b"{}") for offset, key in enumerate(keys)]
+    groups = [[m.offset for m in group] for group in readings.by_pdl(batch)]
+    assert groups == [[0, 2, 6], [1, 5], [3], [4, 8], [7]]
+    many = [_Message(offset, a if offset % 2 else b, b"{}") for offset in range(4 * readings.GROUP_MAX)]
+    groups = [[m.offset for m in group] for group in readings.by_pdl(many)]
+    assert [len(g) for g in groups] == [readings.GROUP_MAX] * 4
+    assert sorted(o for g in groups for o in g) == list(range(4 * readings.GROUP_MAX))  # none lost, none twice
+    # a full run of b is followed by a's (started before), then b's next run starts where it was cut
+    assert groups[0][0] == 0 and groups[1][0] == 1 and groups[2][0] == 2 * readings.GROUP_MAX
+
+
+async def test_the_readings_of_a_pdl_in_a_fetch_are_folded_in_a_row_and_all_acked_by_the_flush(
+    calls: list[tuple[Any, ...]], contracts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stream.state import writeback
+
+    monkeypatch.setattr(writeback, "_barrier", None)
+    await writeback.drain()
+    consumer = _Consumer()
+    a, b = b"30000000000011", b"30000000000012"
+    batch = [_Message(offset, key, b'{"n": %d}' % offset, partition=3) for offset, key in enumerate([a, b, a, b, a], 40)]
+    await readings.fold_messages(consumer, batch)
+    folded = [(call[1], call[2]["n"]) for call in calls if call[0] == "battery"]
+    assert folded == [(a, 40), (a, 42), (a, 44), (b, 41), (b, 43)]
+    assert [call[0] for call in calls[:3]] == ["live", "consumption", "battery"]  # each reading: every handler
+    assert sorted(consumer.tracked) == [40, 41, 42, 43, 44] and consumer.acked == []
+    await writeback.flush()
+    assert sorted(consumer.acked) == [40, 41, 42, 43, 44]

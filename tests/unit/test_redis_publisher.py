@@ -271,3 +271,72 @@ async def test_a_half_full_queue_asks_the_readings_to_wait_for_room(caplog: pyte
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def coalesced() -> float:
+    return metrics.REDIS_COALESCED._value.get()
+
+
+async def test_a_coalescing_scope_renders_and_publishes_only_each_channel_s_latest_view() -> None:
+    """``publish_latest`` inside a scope: a channel's later view replaces its earlier one, which
+    is never rendered; the latest are queued when the scope ends, in the order their channels
+    were first published; the superseded ones are counted. Outside a scope: at once."""
+    fake = FakeRedis()
+    pub = RedisPublisher("redis://fake", client_factory=lambda: fake)
+    rendered: list[int] = []
+
+    def view(seq: int) -> Any:
+        return lambda: (rendered.append(seq), {"seq": seq})[1]
+
+    before = coalesced()
+    pub.begin_coalescing()
+    pub.publish_latest("linky:A:conso", view(1))
+    pub.publish_latest("linky:B:conso", view(2))
+    pub.publish_latest("linky:A:conso", view(3), event_time=1.0)
+    pub.publish_latest("linky:B:battery", {"seq": 4})  # a payload itself is kept aside too
+    assert pub.queued == 0 and rendered == []  # nothing rendered nor queued inside the scope
+    pub.end_coalescing()
+    assert rendered == [3, 2]  # the first view of A never rendered
+    assert coalesced() == before + 1
+    pub.publish_latest("linky:A:conso", view(5))  # outside a scope: rendered and queued at once
+    assert rendered == [3, 2, 5] and pub.queued == 4
+    await drain(pub)
+    assert fake.published == [("linky:A:conso", {"seq": 3}), ("linky:B:conso", {"seq": 2}),
+                              ("linky:B:battery", {"seq": 4}), ("linky:A:conso", {"seq": 5})]  # fmt: skip
+    assert fake.keys["linky:A:conso"] == {"seq": 5}
+
+
+async def test_a_payload_published_in_a_scope_goes_after_its_channel_s_view_kept_aside() -> None:
+    """``publish`` (an event, never coalesced) on a channel whose view is kept aside: the view is
+    queued first, so the channel's subscribers still see its payloads in the order they were
+    produced; other channels' views stay aside until the scope ends."""
+    fake = FakeRedis()
+    pub = RedisPublisher("redis://fake", client_factory=lambda: fake)
+    pub.begin_coalescing()
+    pub.publish_latest("linky:A:conso", lambda: {"seq": 1})
+    pub.publish_latest("linky:A:battery", lambda: {"seq": 2})
+    pub.publish("linky:A:conso", {"seq": 3, "events": ["meter_changed"]})
+    pub.publish_latest("linky:A:conso", lambda: {"seq": 4})
+    pub.end_coalescing()
+    await drain(pub)
+    assert [(c.split(":")[2], p["seq"]) for c, p in fake.published] == [
+        ("conso", 1), ("conso", 3), ("battery", 2), ("conso", 4)]  # fmt: skip
+
+
+async def test_a_view_that_fails_to_render_is_counted_and_the_others_still_go_out(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeRedis()
+    pub = RedisPublisher("redis://fake", client_factory=lambda: fake)
+    before = failures("render")
+
+    def broken() -> Any:
+        raise KeyError("bug")
+
+    pub.begin_coalescing()
+    pub.publish_latest("linky:A:conso", broken)
+    pub.publish_latest("linky:B:conso", lambda: {"seq": 1})
+    pub.end_coalescing()
+    pub.publish_latest("linky:C:conso", broken)  # outside a scope: never raises either
+    await drain(pub)
+    assert failures("render") == before + 2
+    assert fake.published == [("linky:B:conso", {"seq": 1})]
+    assert "payload of linky:A:conso could not be rendered" in caplog.text
