@@ -206,6 +206,12 @@ def run_one(
     app_id = f"bench-{kind}-{tag}"
     asyncio.run(fill_topic(cfg.bootstrap_servers, topic, data))
     base_env = worker_env(cfg, topic, app_id, root, extra_env)
+    if kind in ("stream", "before") and "LINKY_CLOCK_OFFSET_SECONDS" not in base_env:
+        # the workers' clock a minute after the last reading: no day or month of the readings is
+        # over, so the battery timer closes none during the run (it did, at a time that varied from
+        # run to run, and the end views then differed by whether a PDL's day was closed yet)
+        last = max(datetime.fromisoformat(json.loads(value)["time"]) for _, value in data[-1000:])
+        base_env["LINKY_CLOCK_OFFSET_SECONDS"] = str(last.timestamp() + 60 - time.time())
     if kind == "floor":
         cmd = [sys.executable, "-m", module]
     else:
@@ -286,7 +292,8 @@ def snapshot_digest(cfg: local_stack.StackConfig, pdls: list[bytes]) -> str:
     """What the households see at the end of a run: a digest of every PDL's live, conso, battery
     and surplus snapshot keys (every run folds the same readings, so two versions of the worker
     that fold them alike end with the same digest, whatever payloads they published on the way).
-    Each run overwrites the keys of the one before."""
+    Each run overwrites the keys of the one before. ``LINKY_BENCH_SNAPSHOTS_DIR``: also write
+    them there, one JSON file per run, to diff."""
     import hashlib
 
     import redis
@@ -297,6 +304,12 @@ def snapshot_digest(cfg: local_stack.StackConfig, pdls: list[bytes]) -> str:
         values = client.mget(keys)
     finally:
         client.close()
+    keep = os.environ.get("LINKY_BENCH_SNAPSHOTS_DIR")  # to diff two runs' end views
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        name = f"{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}.json"
+        (Path(keep) / name).write_text(json.dumps({k: json.loads(v) if v else None for k, v in zip(keys, values)},
+                                                  indent=1, sort_keys=True))  # fmt: skip
     missing = sum(v is None for v in values)
     digest = hashlib.sha256(b"\0".join(v or b"-" for v in values)).hexdigest()[:12]
     return digest if not missing else f"{digest} ({missing} keys missing)"

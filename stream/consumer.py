@@ -51,7 +51,11 @@ FETCH_MODE = Counter(
     "LINKY_KAFKA_FETCH_BATCH_MS (busy), stream/consumer.py FetchPacer",
     ["mode"],
 )
-DIRECT_BATCH_MAX = 500  # records of a direct topic handed over in one call at most (the rest of the fetch next)
+# records of a direct topic handed over in one call at most (the rest of the fetch next). The call
+# folds them PDL by PDL (agents/readings.py ``by_pdl``): the more readings of a PDL it holds, the
+# fewer views rendered and states stored (500: 0.36x the baseline at 200 PDLs, 2,000: 0.45x,
+# docs/performance.md); records of other topics in the same fetch wait for it (about 0.4 s at most)
+DIRECT_BATCH_MAX = 2000
 HOLD_BACK_SECONDS = 0.1  # pause after a fetch was held back (``Consumer._hold_back``)
 HELD_BACK = Counter(
     "linky_stream_fetches_held_back_total",
