@@ -219,7 +219,7 @@ def handle(
         fold = LedgerFold(before, False, [], [], "invalid")
     READINGS.labels(fold.status).inc()
     _report_refolds(pdl, fold)
-    prefs = preferences_for(pdl)
+    prefs = _preferences(pdl)
     try:
         bill = _bill_projection(pdl, fold.state, contract)
         after, alert_events = fold_alerts(
@@ -255,6 +255,9 @@ def handle(
 _deferred: dict[str, tuple[LedgerState, LedgerState, int]] | None = None
 
 
+_group_prefs: dict[str, Any] = {}  # PDL -> its alert preferences, read once per group
+
+
 def begin_group() -> None:
     """Until ``end_group``, a reading's state is kept here, not buffered: nothing may be
     awaited in between (the timer, ticks and HTTP read the buffer)."""
@@ -262,10 +265,20 @@ def begin_group() -> None:
     _deferred = {}
 
 
+def _preferences(pdl: str) -> Any:
+    """The PDL's alert preferences: read once per group (per reading outside one)."""
+    if _deferred is None:
+        return preferences_for(pdl)
+    if pdl not in _group_prefs:
+        _group_prefs[pdl] = preferences_for(pdl)
+    return _group_prefs[pdl]
+
+
 def end_group() -> None:
     """Buffer the states the group's readings changed, each PDL once."""
     global _deferred
     deferred, _deferred = _deferred, None
+    _group_prefs.clear()
     for before, after, partition in (deferred or {}).values():
         try:
             _store(before, after, partition)

@@ -86,6 +86,30 @@ class Verdict:
     reason: str | None = None
 
 
+_group_registries: dict[str, trust.PdlGateways | None] | None = None  # inside a group: read once per PDL
+
+
+def begin_group() -> None:
+    """Until ``end_group`` (agents/readings.py folds a PDL's readings of a fetch in a row, nothing
+    awaited in between: no registry update can come), a PDL's registry is read once."""
+    global _group_registries
+    _group_registries = {}
+
+
+def end_group() -> None:
+    global _group_registries
+    _group_registries = None
+
+
+def _registry(pdl: str) -> trust.PdlGateways | None:
+    cache = _group_registries
+    if cache is None:
+        return registry_for(pdl)
+    if pdl not in cache:
+        cache[pdl] = registry_for(pdl)
+    return cache[pdl]
+
+
 def registry_for(pdl: str) -> trust.PdlGateways | None:
     raw = gateways.get(pdl.encode())
     if raw is None:
@@ -134,7 +158,7 @@ def _admit(event: Any, parsed: Any, contract: Contract | None | object) -> Verdi
     point = trust.point_of(reading)
     offset = int(event.message.offset)
     signed = trust.verify_headers(
-        registry_for(pdl), trust.header_map(event.headers), value, key_pdl=pdl, value_pdl=reading.get("pdl"),
+        _registry(pdl), trust.header_map(event.headers), value, key_pdl=pdl, value_pdl=reading.get("pdl"),
         reading_time=point.time if point else None, now=now, accept_unsigned=settings.gateway_accept_unsigned,
         grace=REPLAY_WINDOW,
     )

@@ -96,12 +96,15 @@ async def fold_messages(consumer: Any, messages: list[Any]) -> None:
         await before_fold(group[0].key)
         begin_group()
         try:
-            for message in group:
+            contract: Any = None
+            for i, message in enumerate(group):
                 inbound[message.tp] = now()
                 event = MessageEvent(message)
                 token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
                 try:
-                    fold_one(event)
+                    if i == 0:  # the group's PDL: its contract looked up once (table reads: its partition)
+                        contract = contract_for(message.key.decode(errors="replace")) if message.key else UNRESOLVED
+                    fold_one(event, contract)
                 finally:
                     _current_event.reset(token)
         finally:
@@ -168,14 +171,18 @@ async def fold(event: Any, hold: Callable[[], None]) -> None:
 
 def begin_group() -> None:
     """Start folding a group of readings of one PDL (or one reading): until ``end_group`` the
-    battery keeps its state aside and the Redis publisher its views (coalescing scope)."""
+    battery keeps its state aside, the Redis publisher its views (coalescing scope), and the
+    PDL's gateway registry and alert preferences are read once (nothing can change them before
+    the group ends: their agents run between groups)."""
     publisher.begin_coalescing()
     battery.begin_group()
+    gateways.begin_group()
 
 
 def end_group() -> None:
     """The group's battery states buffered for the flush, then each channel's latest view
     rendered and queued (after the states: the same order as a single reading's)."""
+    gateways.end_group()
     try:
         battery.end_group()
     finally:
@@ -192,14 +199,16 @@ async def before_fold(key: bytes | None) -> None:
         await battery.settle(key.decode(errors="replace"))
 
 
-def fold_one(event: Any) -> None:
-    """One reading, parsed once, through the trust check and every handler. Synchronous: between
-    its first change of state (the trust check) and the hold of its ack nothing is awaited."""
+def fold_one(event: Any, contract: Any = None) -> None:
+    """One reading, parsed once, through the trust check and every handler, with its PDL's
+    ``contract`` (looked up here when None; ``UNRESOLVED`` for a keyless reading). Synchronous:
+    between its first change of state (the trust check) and the hold of its ack nothing is awaited."""
     key, raw = event.key, event.value
     partition = event.message.partition
     ops.note_reading(partition, raw)  # lag age (stream/ops.py)
     value, received_at = parse(raw)  # once for the trust check and every handler
-    contract = contract_for(key.decode(errors="replace")) if key else UNRESOLVED  # once, handed down
+    if contract is None:  # once, handed down
+        contract = contract_for(key.decode(errors="replace")) if key else UNRESOLVED
     verdict = gateways.admit(event, value, contract)  # edge trust before any fold (agents/gateways.py, docs/security.md)
     if not verdict.accepted:  # refused or quarantined: nothing folded, still acked in order
         return
