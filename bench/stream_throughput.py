@@ -396,7 +396,8 @@ def main() -> int:
         flushes = "" if not r.flushes else f"{r.flushes:.0f}"
         keys = "" if not r.flushes or r.flushed_keys is None else f"{r.flushed_keys / r.flushes:.0f}"
         payloads = "" if r.payloads_per_reading is None else f"{r.payloads_per_reading:.2f}"
-        print(f"{kind:<10} {r.rate:>12.0f} {ratio:>12} {cpu:>15} {per:>18} {flushes:>8} {keys:>10} {rss:>7} {payloads:>17}")
+        print(f"{kind:<10} {r.rate:>12.0f} {ratio:>12} {cpu:>15} {per:>18} {flushes:>8} {keys:>10} {rss:>7} "
+              f"{payloads:>17}")
     digests = {d for rs in runs.values() for r in rs if (d := r.snapshots) is not None}
     if digests:  # the households' end view: the same for every run of every worker version, or not
         print("# snapshot keys at the end of each run: " + "; ".join(

@@ -117,7 +117,9 @@ def renamed(data: Any, names: dict[str, str]) -> Any:
     return data
 
 
-async def test_a_fetch_folded_per_pdl_ends_with_the_states_and_views_of_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_fetch_folded_per_pdl_ends_with_the_states_and_views_of_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     app.flow_control.resume()  # as a worker's consumer does once partitions are assigned
     monkeypatch.setattr(writeback, "_barrier", None)
     monkeypatch.setattr(writeback, "due", lambda: False)  # everything stays in the buffer, compared there

@@ -289,7 +289,8 @@ async def test_the_readings_of_a_pdl_in_a_fetch_are_folded_in_a_row_and_all_acke
     await writeback.drain()
     consumer = _Consumer()
     a, b = b"30000000000011", b"30000000000012"
-    batch = [_Message(offset, key, b'{"n": %d}' % offset, partition=3) for offset, key in enumerate([a, b, a, b, a], 40)]
+    keys = enumerate([a, b, a, b, a], 40)
+    batch = [_Message(offset, key, b'{"n": %d}' % offset, partition=3) for offset, key in keys]
     await readings.fold_messages(consumer, batch)
     folded = [(call[1], call[2]["n"]) for call in calls if call[0] == "battery"]
     assert folded == [(a, 40), (a, 42), (a, 44), (b, 41), (b, 43)]

@@ -323,7 +323,9 @@ async def test_a_payload_published_in_a_scope_goes_after_its_channel_s_view_kept
         ("conso", 1), ("conso", 3), ("battery", 2), ("conso", 4)]  # fmt: skip
 
 
-async def test_a_view_that_fails_to_render_is_counted_and_the_others_still_go_out(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_view_that_fails_to_render_is_counted_and_the_others_still_go_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     fake = FakeRedis()
     pub = RedisPublisher("redis://fake", client_factory=lambda: fake)
     before = failures("render")
