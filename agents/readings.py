@@ -65,8 +65,9 @@ async def fold_messages(consumer: Any, messages: list[Any]) -> None:
 
     The readings of one PDL are folded back to back (``by_pdl``: each PDL's readings in offset
     order, the PDLs in the order of their first reading in the fetch, at most ``GROUP_MAX`` in a
-    row) inside one Redis coalescing scope: the live, conso, battery and surplus payloads are
-    rendered and queued once per group, for its last reading (stream/redis_publisher.py). A fetch
+    row) inside one Redis coalescing scope: the conso, battery and surplus views are rendered and
+    queued once per group, for its last reading (stream/redis_publisher.py), and the battery state
+    is stored once; live payloads, alerts and index events still go out for every reading. A fetch
     of a backlog holds several readings of each PDL; one at real pace holds one at most, and
     nothing changes. Each PDL's state only ever sees its own readings in order, so the states are
     those of an in-order fold; offsets are acked out of order, which faust's consumer handles (it
@@ -210,7 +211,7 @@ def fold_one(event: Any, contract: Any = None) -> None:
     if contract is None:  # once, handed down
         contract = contract_for(key.decode(errors="replace")) if key else UNRESOLVED
     verdict = gateways.admit(event, value, contract)  # edge trust before any fold (agents/gateways.py, docs/security.md)
-    if not verdict.accepted:  # refused or quarantined: nothing folded, still acked in order
+    if not verdict.accepted:  # refused or quarantined: nothing folded, still held and acked with its group
         return
     value = verdict.value
     try:
