@@ -36,6 +36,7 @@ from stream.app import app, pdl_table, settings
 from stream.battery_publish import add_snapshot_source, publish_latest
 from stream.decode_cache import DecodeCache
 from stream.due_index import DueIndex
+from stream.group_memo import GroupMemo
 from stream.redis_publisher import Snapshot, encode
 from stream.state import history_loader, load_consumption, publisher, writeback
 from stream.writeback import TOMBSTONE, Entry, PublishOrder
@@ -219,7 +220,7 @@ def handle(
         fold = LedgerFold(before, False, [], [], "invalid")
     READINGS.labels(fold.status).inc()
     _report_refolds(pdl, fold)
-    prefs = _preferences(pdl)
+    prefs = _prefs.get(pdl)
     try:
         bill = _bill_projection(pdl, fold.state, contract)
         after, alert_events = fold_alerts(
@@ -255,7 +256,8 @@ def handle(
 _deferred: dict[str, tuple[LedgerState, LedgerState, int]] | None = None
 
 
-_group_prefs: dict[str, Any] = {}  # PDL -> its alert preferences, read once per group
+# a PDL's alert preferences read once per group of its readings
+_prefs: GroupMemo[str, Any] = GroupMemo(preferences_for)
 
 
 def begin_group() -> None:
@@ -263,22 +265,14 @@ def begin_group() -> None:
     awaited in between (the timer, ticks and HTTP read the buffer)."""
     global _deferred
     _deferred = {}
-
-
-def _preferences(pdl: str) -> Any:
-    """The PDL's alert preferences: read once per group (per reading outside one)."""
-    if _deferred is None:
-        return preferences_for(pdl)
-    if pdl not in _group_prefs:
-        _group_prefs[pdl] = preferences_for(pdl)
-    return _group_prefs[pdl]
+    _prefs.begin()
 
 
 def end_group() -> None:
     """Buffer the states the group's readings changed, each PDL once."""
     global _deferred
     deferred, _deferred = _deferred, None
-    _group_prefs.clear()
+    _prefs.end()
     for before, after, partition in (deferred or {}).values():
         try:
             _store(before, after, partition)

@@ -33,6 +33,7 @@ from stream import clock
 from stream.app import app, pdl_table, settings
 from stream.battery_publish import publish
 from stream.decode_cache import DecodeCache
+from stream.group_memo import GroupMemo
 from stream.state import writeback
 from stream.writeback import TOMBSTONE, Entry
 from tables import trust
@@ -86,30 +87,6 @@ class Verdict:
     reason: str | None = None
 
 
-_group_registries: dict[str, trust.PdlGateways | None] | None = None  # inside a group: read once per PDL
-
-
-def begin_group() -> None:
-    """Until ``end_group`` (agents/readings.py folds a PDL's readings of a fetch in a row, nothing
-    awaited in between: no registry update can come), a PDL's registry is read once."""
-    global _group_registries
-    _group_registries = {}
-
-
-def end_group() -> None:
-    global _group_registries
-    _group_registries = None
-
-
-def _registry(pdl: str) -> trust.PdlGateways | None:
-    cache = _group_registries
-    if cache is None:
-        return registry_for(pdl)
-    if pdl not in cache:
-        cache[pdl] = registry_for(pdl)
-    return cache[pdl]
-
-
 def registry_for(pdl: str) -> trust.PdlGateways | None:
     raw = gateways.get(pdl.encode())
     if raw is None:
@@ -119,6 +96,10 @@ def registry_for(pdl: str) -> trust.PdlGateways | None:
     except trust.TrustError:  # stored documents were validated; only a schema change gets here
         log.exception("stored gateway document of %s is invalid", pdl)
         return None
+
+
+# a PDL's registry read once per group of its readings (agents/readings.py ``begin_group``)
+registries: GroupMemo[str, trust.PdlGateways | None] = GroupMemo(registry_for)
 
 
 def _producer_contract(contract: Contract | None, when: datetime | None) -> bool:
@@ -158,7 +139,7 @@ def _admit(event: Any, parsed: Any, contract: Contract | None | object) -> Verdi
     point = trust.point_of(reading)
     offset = int(event.message.offset)
     signed = trust.verify_headers(
-        _registry(pdl), trust.header_map(event.headers), value, key_pdl=pdl, value_pdl=reading.get("pdl"),
+        registries.get(pdl), trust.header_map(event.headers), value, key_pdl=pdl, value_pdl=reading.get("pdl"),
         reading_time=point.time if point else None, now=now, accept_unsigned=settings.gateway_accept_unsigned,
         grace=REPLAY_WINDOW,
     )

@@ -97,7 +97,7 @@ async def fold_messages(consumer: Any, messages: list[Any]) -> None:
         await before_fold(group[0].key)
         begin_group()
         try:
-            contract: Any = None
+            contract: Any = _LOOK_UP
             for i, message in enumerate(group):
                 inbound[message.tp] = now()
                 event = MessageEvent(message)
@@ -177,13 +177,13 @@ def begin_group() -> None:
     the group ends: their agents run between groups)."""
     publisher.begin_coalescing()
     battery.begin_group()
-    gateways.begin_group()
+    gateways.registries.begin()
 
 
 def end_group() -> None:
     """The group's battery states buffered for the flush, then each channel's latest view
     rendered and queued (after the states: the same order as a single reading's)."""
-    gateways.end_group()
+    gateways.registries.end()
     try:
         battery.end_group()
     finally:
@@ -200,15 +200,18 @@ async def before_fold(key: bytes | None) -> None:
         await battery.settle(key.decode(errors="replace"))
 
 
-def fold_one(event: Any, contract: Any = None) -> None:
+_LOOK_UP: Any = object()  # ``fold_one``'s contract not given: looked up (None is "no contract")
+
+
+def fold_one(event: Any, contract: Any = _LOOK_UP) -> None:
     """One reading, parsed once, through the trust check and every handler, with its PDL's
-    ``contract`` (looked up here when None; ``UNRESOLVED`` for a keyless reading). Synchronous:
+    ``contract`` (looked up here when not given; ``UNRESOLVED`` for a keyless reading). Synchronous:
     between its first change of state (the trust check) and the hold of its ack nothing is awaited."""
     key, raw = event.key, event.value
     partition = event.message.partition
     ops.note_reading(partition, raw)  # lag age (stream/ops.py)
     value, received_at = parse(raw)  # once for the trust check and every handler
-    if contract is None:  # once, handed down
+    if contract is _LOOK_UP:  # once, handed down
         contract = contract_for(key.decode(errors="replace")) if key else UNRESOLVED
     verdict = gateways.admit(event, value, contract)  # edge trust before any fold (agents/gateways.py, docs/security.md)
     if not verdict.accepted:  # refused or quarantined: nothing folded, still held and acked with its group
