@@ -1,8 +1,8 @@
 """Battery agent: virtual battery, surplus cagnotte and alert episodes per PDL, from readings.
 
-Table ``battery-ledger``: key = PDL, value = ONE JSON document (tables/ledger.py ``LedgerState``:
-index cursor + open battery rows + surplus + alert episodes), so a reading's effects are written
-atomically; closed day/month rows are records of their own (``{pdl}|bd|2026-10-25``), written once
+Slot ``battery-ledger`` of the PDL's state value (stream/pdl_state.py): ONE JSON document
+(tables/ledger.py ``LedgerState``: index cursor + open battery rows + surplus + alert episodes),
+so a reading's effects are written atomically; closed day/month rows are records of their own (``{pdl}|bd|2026-10-25``), written once
 before the hot value that lists them (tables/ledger.py ``to_storage``). Replays after a crash
 (at-least-once) are skipped by the cursor: a reading not newer than the last one changes nothing. Publishes ``linky:{pdl}:battery`` and ``linky:{pdl}:surplus``
 when they change and each alert open/clear on ``linky:{pdl}:alerts`` (agents/alerts.py), with the
@@ -32,13 +32,14 @@ from agents import alerts
 from agents.contracts import UNRESOLVED, contract_for, on_contract_change, resolve
 from agents.preferences import preferences_for
 from agents.ticks import send_tick, ticks_topic
-from stream.app import app, pdl_table, settings
+from stream.app import app, settings
 from stream.battery_publish import add_snapshot_source, publish_latest
 from stream.decode_cache import DecodeCache
 from stream.due_index import DueIndex
 from stream.group_memo import GroupMemo
 from stream.redis_publisher import Snapshot, encode
-from stream.state import history_loader, load_consumption, publisher, writeback
+from stream.pdl_state import Slot
+from stream.state import history_loader, load_consumption, publisher, state_table, writeback
 from stream.writeback import TOMBSTONE, Entry, PublishOrder
 from tables import stored_json
 from tables.alerts import BillProjection
@@ -61,11 +62,14 @@ from tables.ledger import (
     tick_is_due,
     record_changes,
     hot_value,
+    BATTERY_DAY,
+    BATTERY_MONTH,
+    SURPLUS_DAY,
 )
 
 log = logging.getLogger(__name__)
 
-ledger = pdl_table("battery-ledger")
+ledger = Slot(state_table, "battery-ledger", frozenset({BATTERY_DAY, BATTERY_MONTH, SURPLUS_DAY}))
 writeback.register(ledger)
 _order = PublishOrder(writeback)  # a PDL's publishes in order, a tick's after its flush
 

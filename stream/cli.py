@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
               "       linky-stream portal                          run the customer portal (docs/portal.md)\n"
               "       linky-stream portal token PDL... [--ttl 1h]  issue a demo token, print its login URL\n"
               "       linky-stream status [--worker URL] [--json]     partitions, lag, recovery, Redis (docs/operations.md)\n"
+              "       linky-stream migrate-state [--check]          tables before the one-state design -> pdl-state (docs/stream.md)\n"
               "       linky-stream probe URL [--wait S]               exit 0 when URL answers 200 (/healthz, /readyz)")
         return 0
     if argv[0] == "worker":
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         return __import__("stream.gateway_cli", fromlist=["main"]).main(argv[1:])
     if argv[0] == "portal":  # portal [serve] | portal token PDL... (portal/cli.py)
         return __import__("portal.cli", fromlist=["main"]).main(argv[1:])
+    if argv[0] == "migrate-state":  # stream/migrate.py
+        return __import__("stream.migrate", fromlist=["main"]).main(argv[1:])
     if argv[0] == "probe":  # stream/probe.py
         return __import__("stream.probe", fromlist=["main"]).main(argv[1:])
     if argv[0] == "status":  # stream/status_cli.py

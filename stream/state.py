@@ -1,16 +1,17 @@
 """The faust side of the live and consumption state: tables, how folds are stored, Redis output.
 
-Tables (RocksDB, changelogs in Kafka, co-partitioned with the readings, key = PDL bytes):
+The table (RocksDB, changelog in Kafka, co-partitioned with the readings, key = PDL bytes) is
+``pdl-state`` (stream/pdl_state.py): one value per PDL with a part per concern (slot), and the
+closed history records under their own keys. Slots of this module:
 
-- ``live``: key ``{pdl}`` -> the latest live payload (JSON bytes, tables/live.py);
-- ``consumption``: key ``{pdl}`` -> the hot state (tables/consumption.py ``state_to_bytes``) and
-  keys ``{pdl}|H|2026-10-25``, ``{pdl}|D|2026-10-25``, ``{pdl}|M|2026-10`` -> closed history
-  records. One table on purpose: faust writes every change made while processing an event to
-  the changelog partition *of that event*, so all writes for a PDL go, in order, to one
-  partition of one changelog topic, and what survives a crash is always a prefix of them. The
-  history records of a reading are written before its hot value, and history records are
-  written once (identical on replay), so a replayed reading finds either its records or none
-  (docs/stream.md "Processing guarantee").
+- ``live``: the latest live payload (JSON bytes, tables/live.py);
+- ``consumption``: the hot state (tables/consumption.py ``state_to_bytes``), with the closed
+  history records ``{pdl}|H|2026-10-25``, ``{pdl}|D|2026-10-25``, ``{pdl}|M|2026-10``.
+
+One table on purpose: all writes for a PDL go, in order, to one partition of one changelog topic,
+and what survives a crash is always a prefix of them. The history records of a reading are
+written before its hot value, and history records are written once (identical on replay), so a
+replayed reading finds either its records or none (docs/stream.md "Processing guarantee").
 
 Also here: the process-wide ``publisher`` (stream/redis_publisher.py), its background task, the
 snapshot source that rewrites every ``linky:{pdl}:live|conso`` key from the tables when Redis
@@ -29,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from stream import metrics
 from stream.decode_cache import DecodeCache
+from stream.pdl_state import Slot
 from stream.app import app, pdl_table, settings
 from stream import redis_auth
 from stream.redis_publisher import RedisPublisher, Snapshot, encode
@@ -56,8 +58,10 @@ consumption_config = ConsumptionConfig(
     ),
 )
 
-live_table = pdl_table("live")
-consumption_table = pdl_table("consumption")
+# One table, one value per PDL (stream/pdl_state.py): each concern reads and writes its slot of it.
+state_table = pdl_table("pdl-state")
+live_table = Slot(state_table, "live", frozenset())
+consumption_table = Slot(state_table, "consumption", frozenset({"H", "D", "M"}))
 
 # Write-back state (stream/writeback.py): the readings agent's table writes are buffered and
 # flushed once per ``LINKY_STATE_FLUSH_SECONDS``; every read of a PDL table goes through it.
@@ -229,6 +233,6 @@ async def _flush_before_revoke(partitions: Any) -> None:
 
 @app.timer(interval=settings.metrics_interval_seconds)
 async def refresh_gauges() -> None:
-    metrics.update_table_gauges([live_table, consumption_table])
+    metrics.update_table_gauges([state_table])
     metrics.update_rocksdb_memory(list(app.tables.values()))
     metrics.update_recovery_gauges(app)

@@ -28,7 +28,7 @@ from faust.web import Request, Response, View
 from agents.contracts import contract_for
 from stream.app import app, settings
 from tables.bill import bill_document
-from stream.state import consumption_config, consumption_table, history_loader, live_table, load_consumption, writeback
+from stream.state import consumption_config, history_loader, live_table, load_consumption, state_table, writeback
 from tables.calendar import local_midnight
 from tables.consumption import GRANULARITIES, index_csv, query_buckets, query_index
 
@@ -63,7 +63,7 @@ def routed(table: CollectionT) -> Callable[[Handler], Handler]:
 
 @app.page("/pdl/{pdl}/live")
 class LiveView(View):
-    @routed(live_table)
+    @routed(state_table)
     async def get(self, request: Request, pdl: str) -> Response:
         raw = writeback.read(live_table, pdl.encode())
         if raw is None:
@@ -73,7 +73,7 @@ class LiveView(View):
 
 @app.page("/pdl/{pdl}/consumption")
 class ConsumptionView(View):
-    @routed(consumption_table)
+    @routed(state_table)
     async def get(self, request: Request, pdl: str) -> Response:
         query = request.query
         granularity = query.get("granularity", "day")
@@ -97,7 +97,7 @@ class ConsumptionView(View):
 class IndexView(View):
     """Index statements ("relevés"): ``?granularity=day|month&from=&to=&format=json|csv``."""
 
-    @routed(consumption_table)
+    @routed(state_table)
     async def get(self, request: Request, pdl: str) -> Response:
         query = request.query
         granularity = query.get("granularity", "day")
@@ -126,7 +126,7 @@ class IndexView(View):
 class BillView(View):
     """The month's estimated bill: ``?month=YYYY-MM`` (default: the PDL's current month)."""
 
-    @routed(consumption_table)
+    @routed(state_table)
     async def get(self, request: Request, pdl: str) -> Response:
         from agents.battery import load as load_ledger
 

@@ -23,11 +23,12 @@ from agents import battery as battery_agent
 from agents import preferences as preferences_agent
 from tables.alerts import AlertPreferences, preferences_to_dict
 from stream.app import app
+from stream.state import state_table
 
 
 @app.page("/pdl/{pdl}/battery")
 class BatteryView(View):
-    @app.table_route(table=battery_agent.ledger, match_info="pdl")
+    @app.table_route(table=state_table, match_info="pdl")
     async def get(self, request: Request, pdl: str) -> Response:
         doc = battery_agent.http_document(pdl)
         if doc is None:
@@ -37,7 +38,7 @@ class BatteryView(View):
 
 @app.page("/pdl/{pdl}/alerts")
 class AlertsView(View):
-    @app.table_route(table=battery_agent.ledger, match_info="pdl")
+    @app.table_route(table=state_table, match_info="pdl")
     async def get(self, request: Request, pdl: str) -> Response:
         doc = alerts_agent.http_document(pdl)
         if doc is None:

@@ -43,6 +43,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from faust.streams import _current_event
 
+from stream.pdl_state import merge_parts
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -130,6 +132,7 @@ YIELD_EVERY = 100  # keys written between two yields to the event loop during a 
 @dataclass
 class _Partition:
     writes: dict[tuple[str, bytes], Any] = field(default_factory=dict)  # (table, key) -> Entry | TOMBSTONE
+    stored: set[tuple[str, bytes]] = field(default_factory=set)  # (stored table, key): slots of a PDL count once
     held: list[tuple[Callable[[Any, Any], None], Any, Any]] = field(default_factory=list)  # (ack, a, b): ack(a, b) after the flush
     after: list[Callable[[], None]] = field(default_factory=list)  # run once the flush is acknowledged
 
@@ -163,6 +166,7 @@ class WriteBack:
         self._tables: dict[str, TableLike] = {}
         self._parts: dict[int, _Partition] = {}
         self._where: dict[tuple[str, bytes], int] = {}  # buffered key -> its partition
+        self._stored_keys = 0  # distinct keys of the stored tables buffered (a PDL's slots: one key)
         # buffers being written by a flush: still read first (a key may not be in its table yet)
         self._flushing: list[dict[tuple[str, bytes], Any]] = []
         self._tasks: set[asyncio.Future[Any]] = set()  # background flushes (``flush_soon``)
@@ -185,6 +189,9 @@ class WriteBack:
     # ------------------------------------------------------------------ configuration
 
     def register(self, table: TableLike) -> None:
+        """A table whose writes go through this buffer: a faust table, or a ``Slot`` of the
+        per-PDL state table (stream/pdl_state.py): a PDL's dirty slots are merged into one value,
+        one write and one changelog record per flush."""
         self._tables[table.name] = table
 
     def on_flushed(self, listener: FlushListener) -> None:
@@ -222,7 +229,12 @@ class WriteBack:
         if where is not None and where != partition:  # the same key from two partitions: a bug
             raise ValueError(f"{table.name}[{key!r}] buffered for partition {where}, then {partition}")
         self._where[ref] = partition
-        writes = self._part(partition).writes
+        part = self._part(partition)
+        stored = (_stored_name(table), key)
+        if stored not in part.stored:
+            part.stored.add(stored)
+            self._stored_keys += 1
+        writes = part.writes
         writes.pop(ref, None)  # re-inserted last: insertion order is the write order within a class
         writes[ref] = entry
 
@@ -318,11 +330,12 @@ class WriteBack:
         return self._held >= self.max_held
 
     def _over_keys(self) -> bool:
-        return bool(self.max_keys) and len(self._where) >= self.max_keys
+        return bool(self.max_keys) and self._stored_keys >= self.max_keys
 
     def dirty_keys(self) -> int:
-        """Table keys buffered and not yet taken by a flush."""
-        return len(self._where)
+        """Stored keys buffered and not yet taken by a flush (a PDL's state value counts once,
+        however many of its slots changed)."""
+        return self._stored_keys
 
     def held(self) -> int:
         """Readings folded whose ack waits for a flush."""
@@ -390,6 +403,7 @@ class WriteBack:
         for part in taken.values():
             for ref in part.writes:
                 self._where.pop(ref, None)
+            self._stored_keys -= len(part.stored)
             visible.update(part.writes)
             self._held -= len(part.held)
         self._flushing.append(visible)
@@ -441,14 +455,22 @@ class WriteBack:
             current.writes = merged
             for ref in merged:
                 self._where[ref] = partition
+            self._stored_keys += len(part.stored - current.stored)
+            current.stored |= part.stored
             current.held = part.held + current.held
             current.after = part.after + current.after
             self._held += len(part.held)
 
     async def _write(self, partition: int, part: _Partition, sent: list[tuple[Any, Any]]) -> int:
+        """Write one partition's buffer: history records, then hot values (a PDL's slots merged
+        into its one state value), then deletions. Returns the stored keys written or deleted."""
         records, hots, deletes = [], [], []
+        slotted: dict[tuple[str, bytes], list[tuple[Any, Any]]] = {}  # (store, PDL key) -> [(slot, entry)]
         for ref, entry in part.writes.items():
-            if entry is TOMBSTONE:
+            table = self._tables[ref[0]]
+            if b"|" not in ref[1] and getattr(table, "store", None) is not None:
+                slotted.setdefault((table.store.name, ref[1]), []).append((table, entry))
+            elif entry is TOMBSTONE:
                 deletes.append(ref)
             elif b"|" in ref[1]:
                 records.append((ref, entry))
@@ -458,7 +480,7 @@ class WriteBack:
         for (name, key), entry in records + hots:
             table = self._tables[name]
             with partition_context(partition, self.source_topic):  # not across the yields below
-                send = _set(table, partition, key, entry.raw)
+                send = _set(_stored(table), partition, key, entry.raw)
             if send is not None:
                 sent.append(await send)
             for listener in self._listeners:
@@ -466,13 +488,36 @@ class WriteBack:
             n += 1
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+        for (_, key), changes in slotted.items():
+            store = changes[0][0].store
+            with partition_context(partition, self.source_topic):
+                # every slot of the table changed (each reading's usual case): nothing to keep
+                kept = None if {slot.name for slot, _ in changes} >= self._slots_of(store) else store.get(key)
+                value = merge_parts(kept, {slot.name: None if entry is TOMBSTONE else entry.raw for slot, entry in changes})
+                if value is not None:
+                    send = _set(store, partition, key, value)
+                else:
+                    send = _delete(store, partition, key) if key in store else None
+            if send is not None:
+                sent.append(await send)
+            for slot, entry in changes:
+                if entry is not TOMBSTONE:
+                    for listener in self._listeners:
+                        listener(slot, key, entry)
+            n += 1
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
         for name, key in deletes:
-            table = self._tables[name]
+            table = _stored(self._tables[name])
             with partition_context(partition, self.source_topic):
                 send = _delete(table, partition, key) if key in table else None
             if send is not None:
                 sent.append(await send)
-        return len(part.writes)
+            n += 1
+        return n
+
+    def _slots_of(self, store: Any) -> set[str]:
+        return {name for name, table in self._tables.items() if getattr(table, "store", None) is store}
 
     def _part(self, partition: int) -> _Partition:
         part = self._parts.get(partition)
@@ -604,6 +649,17 @@ class PublishOrder:
             drained = self._drained.pop(key, None)
             if drained is not None and not drained.done():
                 drained.set_result(None)
+
+
+def _stored(table: Any) -> Any:
+    """The table a history key or a plain table's key is written to (a slot's: its store)."""
+    store = getattr(table, "store", None)
+    return table if store is None else store
+
+
+def _stored_name(table: Any) -> str:
+    store = getattr(table, "store", None)
+    return table.name if store is None else store.name  # type: ignore[no-any-return]
 
 
 def _set(table: Any, partition: int, key: bytes, raw: bytes) -> Awaitable[tuple[Any, Any]] | None:

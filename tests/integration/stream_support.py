@@ -179,20 +179,22 @@ async def produce(bootstrap: str, topic: str, readings: list[dict[str, Any]]) ->
 class Worker:
     """``python -m faust -A stream.app worker`` with its own data dir, web port and log."""
 
-    def __init__(self, name: str, env: dict[str, str], datadir: Path, log_dir: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], datadir: Path, log_dir: Path, root: Path = REPO_ROOT) -> None:
+        """``root``: the source tree to run (another version's, for a migration test)."""
         self.name = name
         self.port = free_port()
         self.datadir = datadir
+        self.root = root
         self.log = log_dir / f"{name}.log"
         self.env = {**env, "LINKY_DATADIR": str(datadir), "LINKY_WEB_PORT": str(self.port),
-                    "LINKY_WEB_HOST": "127.0.0.1", "PYTHONPATH": str(REPO_ROOT)}  # fmt: skip
+                    "LINKY_WEB_HOST": "127.0.0.1", "PYTHONPATH": str(root)}  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "Worker":
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "faust", "-A", "stream.app", "worker", "-l", "info"],
-                env=self.env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=self.env, cwd=self.root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         return self
 

@@ -94,8 +94,8 @@ async def test_backlog_is_folded_after_a_kill_before_the_first_commit(
             kill_when(a, lambda: a.metric(PROCESSED, agent="consumption") >= 100
                       and a.metric("linky_stream_state_flushed_keys_total") > 0, 60, "worker A folding readings")  # fmt: skip
             # what makes the case: the tables' changelogs hold changes (the restart recovers them)...
-            changelog = await end_offsets(kafka_bootstrap, f"{app_id}-consumption-changelog", partitions)
-            assert sum(changelog) > 0, "nothing reached the consumption changelog before the kill"
+            changelog = await end_offsets(kafka_bootstrap, f"{app_id}-pdl-state-changelog", partitions)
+            assert sum(changelog) > 0, "nothing reached the pdl-state changelog before the kill"
         else:  # its partitions assigned (tables recovering), nothing folded yet
             kill_when(a, lambda: "Executing _on_partitions_assigned" in a.tail(200), 60, "worker A assigned its partitions")
             assert "Worker ready" not in a.tail(200), "worker A was ready before the kill: not the case under test"
