@@ -132,7 +132,6 @@ YIELD_EVERY = 100  # keys written between two yields to the event loop during a 
 @dataclass
 class _Partition:
     writes: dict[tuple[str, bytes], Any] = field(default_factory=dict)  # (table, key) -> Entry | TOMBSTONE
-    stored: set[tuple[str, bytes]] = field(default_factory=set)  # (stored table, key): slots of a PDL count once
     held: list[tuple[Callable[[Any, Any], None], Any, Any]] = field(default_factory=list)  # (ack, a, b): ack(a, b) after the flush
     after: list[Callable[[], None]] = field(default_factory=list)  # run once the flush is acknowledged
 
@@ -166,7 +165,6 @@ class WriteBack:
         self._tables: dict[str, TableLike] = {}
         self._parts: dict[int, _Partition] = {}
         self._where: dict[tuple[str, bytes], int] = {}  # buffered key -> its partition
-        self._stored_keys = 0  # distinct keys of the stored tables buffered (a PDL's slots: one key)
         # buffers being written by a flush: still read first (a key may not be in its table yet)
         self._flushing: list[dict[tuple[str, bytes], Any]] = []
         self._tasks: set[asyncio.Future[Any]] = set()  # background flushes (``flush_soon``)
@@ -229,12 +227,7 @@ class WriteBack:
         if where is not None and where != partition:  # the same key from two partitions: a bug
             raise ValueError(f"{table.name}[{key!r}] buffered for partition {where}, then {partition}")
         self._where[ref] = partition
-        part = self._part(partition)
-        stored = (_stored_name(table), key)
-        if stored not in part.stored:
-            part.stored.add(stored)
-            self._stored_keys += 1
-        writes = part.writes
+        writes = self._part(partition).writes
         writes.pop(ref, None)  # re-inserted last: insertion order is the write order within a class
         writes[ref] = entry
 
@@ -330,12 +323,13 @@ class WriteBack:
         return self._held >= self.max_held
 
     def _over_keys(self) -> bool:
-        return bool(self.max_keys) and self._stored_keys >= self.max_keys
+        return bool(self.max_keys) and len(self._where) >= self.max_keys
 
     def dirty_keys(self) -> int:
-        """Stored keys buffered and not yet taken by a flush (a PDL's state value counts once,
-        however many of its slots changed)."""
-        return self._stored_keys
+        """Values buffered and not yet taken by a flush: keys of plain tables, and each slot of a
+        PDL's state value (what the buffer holds in memory, though the flush writes the slots of
+        a PDL as one value)."""
+        return len(self._where)
 
     def held(self) -> int:
         """Readings folded whose ack waits for a flush."""
@@ -403,7 +397,6 @@ class WriteBack:
         for part in taken.values():
             for ref in part.writes:
                 self._where.pop(ref, None)
-            self._stored_keys -= len(part.stored)
             visible.update(part.writes)
             self._held -= len(part.held)
         self._flushing.append(visible)
@@ -455,8 +448,6 @@ class WriteBack:
             current.writes = merged
             for ref in merged:
                 self._where[ref] = partition
-            self._stored_keys += len(part.stored - current.stored)
-            current.stored |= part.stored
             current.held = part.held + current.held
             current.after = part.after + current.after
             self._held += len(part.held)
@@ -655,11 +646,6 @@ def _stored(table: Any) -> Any:
     """The table a history key or a plain table's key is written to (a slot's: its store)."""
     store = getattr(table, "store", None)
     return table if store is None else store
-
-
-def _stored_name(table: Any) -> str:
-    store = getattr(table, "store", None)
-    return table.name if store is None else store.name  # type: ignore[no-any-return]
 
 
 def _set(table: Any, partition: int, key: bytes, raw: bytes) -> Awaitable[tuple[Any, Any]] | None:
