@@ -163,6 +163,7 @@ class WriteBack:
         self.max_keys = max_keys
         self._monotonic = monotonic
         self._tables: dict[str, TableLike] = {}
+        self._slots: dict[str, set[str]] = {}  # stored table -> the names of its slots
         self._parts: dict[int, _Partition] = {}
         self._where: dict[tuple[str, bytes], int] = {}  # buffered key -> its partition
         # buffers being written by a flush: still read first (a key may not be in its table yet)
@@ -191,6 +192,9 @@ class WriteBack:
         per-PDL state table (stream/pdl_state.py): a PDL's dirty slots are merged into one value,
         one write and one changelog record per flush."""
         self._tables[table.name] = table
+        store = getattr(table, "store", None)
+        if store is not None:
+            self._slots.setdefault(store.name, set()).add(table.name)
 
     def on_flushed(self, listener: FlushListener) -> None:
         """``listener(table, key, entry)`` after each buffered value is written (decode caches)."""
@@ -483,7 +487,7 @@ class WriteBack:
             store = changes[0][0].store
             with partition_context(partition, self.source_topic):
                 # every slot of the table changed (each reading's usual case): nothing to keep
-                kept = None if {slot.name for slot, _ in changes} >= self._slots_of(store) else store.get(key)
+                kept = None if {slot.name for slot, _ in changes} >= self._slots[store.name] else store.get(key)
                 value = merge_parts(kept, {slot.name: None if entry is TOMBSTONE else entry.raw for slot, entry in changes})
                 if value is not None:
                     send = _set(store, partition, key, value)
@@ -506,9 +510,6 @@ class WriteBack:
                 sent.append(await send)
             n += 1
         return n
-
-    def _slots_of(self, store: Any) -> set[str]:
-        return {name for name, table in self._tables.items() if getattr(table, "store", None) is store}
 
     def _part(self, partition: int) -> _Partition:
         part = self._parts.get(partition)
