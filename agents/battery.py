@@ -62,14 +62,11 @@ from tables.ledger import (
     tick_is_due,
     record_changes,
     hot_value,
-    BATTERY_DAY,
-    BATTERY_MONTH,
-    SURPLUS_DAY,
 )
 
 log = logging.getLogger(__name__)
 
-ledger = Slot(state_table, "battery-ledger", frozenset({BATTERY_DAY, BATTERY_MONTH, SURPLUS_DAY}))
+ledger = Slot(state_table, "battery-ledger")
 writeback.register(ledger)
 _order = PublishOrder(writeback)  # a PDL's publishes in order, a tick's after its flush
 

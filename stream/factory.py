@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from typing import Any, Awaitable, Callable, Set
+from typing import Any, Awaitable, Callable, Iterator, Set
 
 import faust
 import rocksdict
@@ -180,6 +180,29 @@ class NoWalRocksDBStore(faust_rocksdb.Store):
                 return None if raw is None else self._decode_value(raw)
         raw = self._get(encoded)
         return None if raw is None else self._decode_value(raw)
+
+    def hot_items(self) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` of the keys without ``|`` in this worker's active partitions: the PDLs'
+        state values of ``pdl-state`` (stream/pdl_state.py ``Slot.items``) without visiting their
+        history records. A PDL's records ``{pdl}|...`` sort together, right before ``{pdl}}``, so
+        one seek skips them all: a pass over every PDL costs O(PDLs), not O(keys); a PDL keeps
+        hundreds of closed records (hours, days, months, battery rows)."""
+        if not self.use_rocksdict:
+            for key, value in self._iteritems():
+                if b"|" not in key:
+                    yield key, value
+            return
+        for db in self._dbs_for_actives():
+            it = db.iter()
+            it.seek_to_first()
+            while it.valid():
+                key = it.key()
+                if b"|" in key:
+                    it.seek(key.split(b"|", 1)[0] + b"}")  # "}" is the byte after "|"
+                    continue
+                if key != self.offset_key:
+                    yield key, it.value()
+                it.next()
 
     def _cached_get(self, partition: int, key: bytes) -> bytes | None:
         cache = self._read_caches.get(partition)

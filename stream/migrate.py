@@ -100,9 +100,11 @@ async def _partition_counts(client: Mapping[str, Any], topics: list[str]) -> dic
     return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code") and d.get("partitions")}
 
 
-async def _read_partition(consumer: Any, topic: str, partition: int) -> tuple[dict[bytes, bytes], int]:
+async def _read_partition(
+    consumer: Any, topic: str, partition: int, stall_seconds: float = 60.0
+) -> tuple[dict[bytes, bytes], int]:
     """The latest value of each key of one changelog partition (tombstones delete), and the
-    number of records read."""
+    number of records read. Raises TimeoutError when nothing comes for ``stall_seconds``."""
     from aiokafka import TopicPartition
 
     tp = TopicPartition(topic, partition)
@@ -111,8 +113,14 @@ async def _read_partition(consumer: Any, topic: str, partition: int) -> tuple[di
     end = (await consumer.end_offsets([tp]))[tp]
     data: dict[bytes, bytes] = {}
     count = 0
-    while await consumer.position(tp) < end:
+    loop = asyncio.get_running_loop()
+    last_progress = loop.time()
+    while (position := await consumer.position(tp)) < end:
+        if loop.time() - last_progress > stall_seconds:
+            raise TimeoutError(f"{topic}[{partition}]: no record for {stall_seconds:.0f} s at offset {position} of {end}")
         batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+        if batch.get(tp):
+            last_progress = loop.time()
         for message in batch.get(tp, []):
             if message.offset >= end:
                 break

@@ -93,12 +93,12 @@ class Slot:
     and the handlers use of a faust table (``get``, ``items``, ``in``, item assignment).
 
     Hot keys (no ``|``) read and write this slot's part of the PDL's value; history keys
-    (``{pdl}|{kind}|...``, ``kind`` one of ``kinds``) are the table's own keys."""
+    (``{pdl}|{kind}|...``) are the table's own keys, each slot's kinds its own (consumption
+    ``H``/``D``/``M``, battery ledger ``bd``/``bm``/``sd``/``ck``/``jp``)."""
 
-    def __init__(self, store: Any, name: str, kinds: frozenset[str]) -> None:
+    def __init__(self, store: Any, name: str) -> None:
         self.store = store  # the faust table (RocksDB + changelog), or a dict in unit tests
         self.name = name
-        self.kinds = kinds
 
     def __repr__(self) -> str:
         return f"Slot({self.name!r} of {getattr(self.store, 'name', 'a table')!r})"
@@ -132,14 +132,14 @@ class Slot:
             self.store[key] = merged
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
-        """This slot's hot parts and history records in the local partitions of the table."""
-        for key, raw in self.store.items():
-            if raw is None:
+        """``(PDL key, this slot's part)`` of every PDL in the local partitions that has one
+        (history records are not listed: a faust table's RocksDB store skips them with one seek
+        per PDL, stream/factory.py ``hot_items``)."""
+        hot_items = getattr(getattr(self.store, "data", None), "hot_items", None)
+        pairs = hot_items() if hot_items is not None else self.store.items()
+        for key, raw in pairs:
+            if raw is None or b"|" in key:
                 continue
-            if b"|" in key:
-                if key.split(b"|", 2)[1].decode() in self.kinds:
-                    yield key, raw
-            else:
-                part = decode_parts(raw).get(self.name)
-                if part is not None:
-                    yield key, part
+            part = decode_parts(raw).get(self.name)
+            if part is not None:
+                yield key, part

@@ -60,8 +60,8 @@ consumption_config = ConsumptionConfig(
 
 # One table, one value per PDL (stream/pdl_state.py): each concern reads and writes its slot of it.
 state_table = pdl_table("pdl-state")
-live_table = Slot(state_table, "live", frozenset())
-consumption_table = Slot(state_table, "consumption", frozenset({"H", "D", "M"}))
+live_table = Slot(state_table, "live")
+consumption_table = Slot(state_table, "consumption")
 
 # Write-back state (stream/writeback.py): the readings agent's table writes are buffered and
 # flushed once per ``LINKY_STATE_FLUSH_SECONDS``; every read of a PDL table goes through it.

@@ -115,11 +115,15 @@ async def test_the_old_tables_are_migrated_and_the_worker_goes_on_exact(
         assert new.proc.wait(timeout=120) == 2, new.tail()
         assert "linky-stream migrate-state" in new.tail(), new.tail()
 
+        needed = run_cli(env, "migrate-state", "--check")
+        assert needed.returncode == 1 and "linky-stream migrate-state" in needed.stdout, needed.stdout + needed.stderr
         done = run_cli(env, "migrate-state")
         assert done.returncode == 0, done.stdout + done.stderr
         assert "wrote " in done.stdout and f"and {len(meters)} PDL state values" in done.stdout, done.stdout
         again = run_cli(env, "migrate-state")  # a second run changes nothing
         assert again.returncode == 0 and "already holds" in again.stdout, again.stdout + again.stderr
+        checked = run_cli(env, "migrate-state", "--check")
+        assert checked.returncode == 0 and "no migration needed" in checked.stdout, checked.stdout + checked.stderr
 
         started = time.monotonic()
         reference.start()

@@ -40,8 +40,8 @@ def test_merge_replaces_removes_and_deletes_when_nothing_is_left() -> None:
 
 def test_slots_read_and_write_their_own_part_and_history_keys() -> None:
     store_table = Table("pdl-state", [])
-    live, conso = Slot(store_table, "live", frozenset()), Slot(store_table, "consumption", frozenset("HDM"))
-    ledger = Slot(store_table, "battery-ledger", frozenset({"bd"}))
+    live, conso = Slot(store_table, "live"), Slot(store_table, "consumption")
+    ledger = Slot(store_table, "battery-ledger")
     live[b"P"] = b"live P"
     conso[b"P"] = b"conso P"
     conso[b"P|D|2026-10-25"] = b"day row"
@@ -51,8 +51,8 @@ def test_slots_read_and_write_their_own_part_and_history_keys() -> None:
     assert b"P" in live and b"Q" not in live and b"Q" in ledger
     assert conso.get(b"P|D|2026-10-25") == b"day row"
     assert sorted(store_table) == [b"P", b"P|D|2026-10-25", b"P|bd|2026-10-25", b"Q"]  # one key per PDL
-    assert dict(conso.items()) == {b"P": b"conso P", b"P|D|2026-10-25": b"day row"}
-    assert dict(ledger.items()) == {b"P|bd|2026-10-25": b"battery row", b"Q": b"ledger Q"}
+    assert dict(conso.items()) == {b"P": b"conso P"}  # every PDL's part, no history records
+    assert dict(ledger.items()) == {b"Q": b"ledger Q"}
     del live[b"P"]
     assert live.get(b"P") is None and conso.get(b"P") == b"conso P"
     del conso[b"P"]
@@ -65,8 +65,8 @@ async def test_a_flush_writes_one_value_per_pdl_whatever_slots_changed() -> None
     log: list[tuple[Any, ...]] = []
     wb = WriteBack(source_topic="readings", interval_seconds=5.0, max_keys=5)
     store = ChangelogTable("pdl-state", log)
-    live, conso = Slot(store, "live", frozenset()), Slot(store, "consumption", frozenset("HDM"))
-    ledger = Slot(store, "battery-ledger", frozenset({"bd"}))
+    live, conso = Slot(store, "live"), Slot(store, "consumption")
+    ledger = Slot(store, "battery-ledger")
     for slot in (live, conso, ledger):
         wb.register(slot)
     store[b"Q"] = encode_parts({"live": b"old live Q", "battery-ledger": b"old ledger Q"})
@@ -95,7 +95,7 @@ async def test_a_flush_writes_one_value_per_pdl_whatever_slots_changed() -> None
 async def test_a_slot_deleted_in_the_buffer_is_removed_from_the_value() -> None:
     wb = WriteBack(source_topic="readings", interval_seconds=5.0)
     store = Table("pdl-state", [])
-    live, conso = Slot(store, "live", frozenset()), Slot(store, "consumption", frozenset("HDM"))
+    live, conso = Slot(store, "live"), Slot(store, "consumption")
     wb.register(live)
     wb.register(conso)
     store[b"P"] = encode_parts({"live": b"L", "consumption": b"C"})
@@ -125,3 +125,50 @@ def test_the_old_tables_convert_to_records_first_then_one_value_per_pdl() -> Non
     assert decode_parts(values[b"P"]) == {"live": b"live P", "consumption": b"conso P", "battery-ledger": b"ledger P"}
     assert decode_parts(values[b"R"]) == {"live": b"live R"}
     assert convert({}) == []
+
+
+def test_a_rocksdb_store_lists_every_pdl_value_without_visiting_its_history(tmp_path: Any) -> None:
+    """stream/factory.py ``hot_items``: one seek past each PDL's records, PDL keys of any length
+    (a historic meter's 12-digit ADCO next to 14-digit PDLs that start with the same digits)."""
+    from tests.unit.test_table_reads import _table
+
+    table = _table(tmp_path, "pdl-state", 0)
+    store = table.data
+    dbs = [store._db_for_partition(0), store._db_for_partition(1)]
+    expected = {}
+    for n, pdl in enumerate([b"042464519002", b"04246451900212", b"04246451900299", b"25000000000000"]):
+        db = dbs[n % 2]
+        value = encode_parts({"live": b"L" + pdl})
+        db[pdl] = value
+        expected[pdl] = b"L" + pdl
+        for day in range(300):
+            db[pdl + b"|D|%04d" % day] = b"day"
+    dbs[0][b"31000000000000|D|0001"] = b"a record whose PDL has no value (yet)"
+    dbs[1][b"31000000000001|D|0001"] = b"r"
+    dbs[1][b"31000000000001"] = encode_parts({"consumption": b"C"})
+    visited: list[bytes] = []
+
+    class Counted:  # a RocksDB iterator that records the keys it was asked for
+        def __init__(self, it: Any) -> None:
+            self._it = it
+
+        def key(self) -> bytes:
+            visited.append(self._it.key())
+            return self._it.key()  # type: ignore[no-any-return]
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._it, name)
+
+    class DB:
+        def __init__(self, db: Any) -> None:
+            self._db = db
+
+        def iter(self) -> Counted:
+            return Counted(self._db.iter())
+
+    store._dbs_for_actives = lambda: iter([DB(db) for db in dbs])
+    assert sorted(store.hot_items()) == sorted([(k, encode_parts({"live": v})) for k, v in expected.items()]
+                                              + [(b"31000000000001", encode_parts({"consumption": b"C"}))])  # fmt: skip
+    assert len(visited) <= 2 * 6 + 2, visited  # each PDL's value and its first record, not 1,800 records
+    live = Slot(table, "live")
+    assert dict(live.items()) == expected
