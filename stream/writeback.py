@@ -488,7 +488,8 @@ class WriteBack:
             with partition_context(partition, self.source_topic):
                 # every slot of the table changed (each reading's usual case): nothing to keep
                 kept = None if {slot.name for slot, _ in changes} >= self._slots[store.name] else store.get(key)
-                value = merge_parts(kept, {slot.name: None if entry is TOMBSTONE else entry.raw for slot, entry in changes})
+                parts = {slot.name: None if entry is TOMBSTONE else entry.raw for slot, entry in changes}
+                value = merge_parts(kept, parts)
                 if value is not None:
                     send = _set(store, partition, key, value)
                 else:
