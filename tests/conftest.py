@@ -79,15 +79,11 @@ async def _warm_up(bootstrap: str) -> None:
     first new topic: a test run alone on it (the edge's "nothing spooled on a healthy broker")
     saw that as an outage. One topic created and one record acknowledged here, once per session."""
     from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from tests.integration.stream_support import create_topic  # imports this module: here, not at the top
 
     topic = f"t.warm-up.{uuid.uuid4().hex[:10]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topic(bootstrap, topic, 1)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
