@@ -41,6 +41,7 @@ from stream.group_memo import GroupMemo
 from stream.redis_publisher import Snapshot, encode
 from stream.pdl_state import Slot
 from stream.state import history_loader, load_consumption, publisher, state_table, writeback
+from stream.tally import tally
 from stream.writeback import TOMBSTONE, Entry, PublishOrder
 from tables import stored_json
 from tables.alerts import BillProjection
@@ -72,6 +73,16 @@ writeback.register(ledger)
 _order = PublishOrder(writeback)  # a PDL's publishes in order, a tick's after its flush
 
 READINGS = Counter("linky_battery_readings_total", "Readings seen by the battery agent, by outcome", ["outcome"])
+_OUTCOMES: dict[str, Any] = {}  # outcome -> its READINGS child (``labels`` takes a lock per call)
+
+
+def _outcome(status: str) -> Any:
+    child = _OUTCOMES.get(status)
+    if child is None:
+        child = _OUTCOMES[status] = READINGS.labels(status)
+    return child
+
+
 REFOLDS = Counter(
     "linky_battery_contract_refolds_total",
     "Contract versions that changed a day already folded: refolded (the day is re-folded from its "
@@ -220,7 +231,7 @@ def handle(
         READINGS.labels("invalid").inc()
         log.warning("battery: reading of %s ignored: %s", pdl, exc)
         fold = LedgerFold(before, False, [], [], "invalid")
-    READINGS.labels(fold.status).inc()
+    tally.inc(_outcome(fold.status))
     _report_refolds(pdl, fold)
     prefs = _prefs.get(pdl)
     try:

@@ -15,6 +15,7 @@ import logging
 
 from agents.contracts import UNRESOLVED, on_contract_change, resolve
 from stream import metrics
+from stream.tally import tally
 from stream.state import (
     conso_channel,
     consumption_config,
@@ -56,13 +57,13 @@ def handle(
         log.exception("consumption: fold failed for %.200r", value)
         return
     if not fold.applied:
-        DUPLICATE.inc()
+        tally.inc(DUPLICATE)
         return
     for ev in fold.events:
         metrics.INDEX_EVENTS.labels(ev.kind).inc()
         log.warning("consumption: %s on %s: %s", ev.kind, pdl, ev.to_dict())
     store_consumption(pdl, fold, partition)
-    (BASELINE if before.cursor.time is None else APPLIED).inc()
+    tally.inc(BASELINE if before.cursor.time is None else APPLIED)
     if fold.changed or fold.events:
         event_time = fold.state.cursor.time.timestamp() if fold.state.cursor.time else None
 

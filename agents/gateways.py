@@ -35,6 +35,7 @@ from stream.battery_publish import publish
 from stream.decode_cache import DecodeCache
 from stream.group_memo import GroupMemo
 from stream.state import writeback
+from stream.tally import tally
 from stream.writeback import TOMBSTONE, Entry
 from tables import trust
 from tables.contracts import Contract, Offer, effective_at
@@ -163,9 +164,9 @@ def _admit(event: Any, parsed: Any, contract: Contract | None | object) -> Verdi
                            "pdl": pdl, "reason": decision.reason})
         return Verdict(False, None, decision.reason)
     if signed.signed:
-        VERIFIED.inc()
+        tally.inc(VERIFIED)
     elif signed.reason is None and reading.get("pdl") is not None:
-        UNSIGNED.inc()
+        tally.inc(UNSIGNED)
     if decision.rebaselined:
         REBASELINED.inc()
         log.warning("trust: %s re-baselined after a quarantine at %s (meter id for the folds: %s)", pdl,

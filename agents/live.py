@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from stream import metrics, payload_json
 from stream.decode_cache import DecodeCache
 from stream.state import live_channel, live_table, publisher, writeback
+from stream.tally import tally
 from stream.writeback import TOMBSTONE, Entry
 from tables.live import live_payload, payload_time
 
@@ -40,11 +41,11 @@ def handle(key: bytes | None, value: bytes | Mapping[str, Any], partition: int, 
     when = payload_time(payload)
     stored = stored_time(key)
     if stored is not None and when <= stored:
-        DUPLICATE.inc()
+        tally.inc(DUPLICATE)
         return
     data = payload_json.dumps(payload)  # also the table value: read back by json.loads (_time_of)
     writeback.put(live_table, key, partition, Entry((data, when), _raw_of))
-    APPLIED.inc()
+    tally.inc(APPLIED)
     # every reading, never coalesced (unlike the conso, battery and surplus views): a live
     # subscriber gets each reading's power, in order, even from a backlog folded per PDL
     publisher.publish(live_channel(pdl), data, event_time=when.timestamp(), received_at=received_at)

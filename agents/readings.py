@@ -30,6 +30,7 @@ from agents.contracts import UNRESOLVED, contract_for
 from stream import clock, metrics, ops
 from stream.app import app, readings_topic, settings
 from stream.state import publisher, writeback
+from stream.tally import tally
 
 log = logging.getLogger(__name__)
 
@@ -86,37 +87,41 @@ async def fold_messages(consumer: Any, messages: list[Any]) -> None:
     acquire = app.flow_control.acquire
     track = consumer.track_message
     hold = writeback.hold_message
-    now = time.monotonic
-    last_yield = now()
     # what faust's monitor learns from each stream event (``on_stream_event_in``): without it, its
     # consumer logs "Stream has not started processing TP" errors for every lagging readings
     # partition after ``stream_processing_timeout`` (seen in a 100,000-PDL run)
     inbound = app.monitor.stream_inbound_time
-    for group in by_pdl(messages):
-        await acquire()
-        await before_fold(group[0].key)
-        begin_group()
-        try:
-            contract: Any = _LOOK_UP
-            for i, message in enumerate(group):
-                inbound[message.tp] = now()
-                event = MessageEvent(message)
-                token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
-                try:
-                    if i == 0:  # the group's PDL: its contract looked up once (table reads: its partition)
-                        contract = contract_for(message.key.decode(errors="replace")) if message.key else UNRESOLVED
-                    fold_one(event, contract)
-                finally:
-                    _current_event.reset(token)
-        finally:
-            end_group()  # before the holds: the flush writes their state, its publish barrier covers them
-        for message in group:
-            track(message)
-            hold(consumer, message)
-        await _maybe_flush()
-        if now() - last_yield >= YIELD_SECONDS:  # the publisher, the flushes, the fetcher
-            await asyncio.sleep(0)
-            last_yield = now()
+    now = time.monotonic
+    last_yield = now()
+    tally.begin()  # the readings' metric updates, applied once when this call ends (stream/tally.py)
+    try:
+        for group in by_pdl(messages):
+            await acquire()
+            await before_fold(group[0].key)
+            begin_group()
+            try:
+                contract: Any = _LOOK_UP
+                for i, message in enumerate(group):
+                    inbound[message.tp] = now()
+                    event = MessageEvent(message)
+                    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+                    try:
+                        if i == 0:  # the group's PDL: its contract looked up once (table reads: its partition)
+                            contract = contract_for(message.key.decode(errors="replace")) if message.key else UNRESOLVED
+                        fold_one(event, contract)
+                    finally:
+                        _current_event.reset(token)
+            finally:
+                end_group()  # before the holds: the flush writes their state, its publish barrier covers them
+            for message in group:
+                track(message)
+                hold(consumer, message)
+            await _maybe_flush()
+            if now() - last_yield >= YIELD_SECONDS:  # the publisher, the flushes, the fetcher
+                await asyncio.sleep(0)
+                last_yield = now()
+    finally:
+        tally.end()
 
 
 # A PDL's readings folded in a row at most (``by_pdl``): its payloads wait for the group's last
@@ -233,7 +238,7 @@ def fold_one(event: Any, contract: Any = _LOOK_UP) -> None:
         BATTERY_ERROR.inc()
         log.exception("battery: reading failed: %.200r", value)
     if received_at is not None:
-        FOLD_LATENCY.observe(max(0.0, clock.time() - received_at))
+        tally.observe(FOLD_LATENCY, max(0.0, clock.time() - received_at))
 
 
 async def _wait_for_redis() -> None:

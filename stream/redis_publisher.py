@@ -49,6 +49,7 @@ from redis.backoff import NoBackoff
 from stream import clock
 from stream import metrics
 from stream import payload_json
+from stream.tally import observe_all
 
 log = logging.getLogger(__name__)
 
@@ -440,20 +441,26 @@ class RedisPublisher:
             self._go_down(exc)
             return
         now = clock.time()
-        sent: dict[str, int] = {}  # per kind: one counter increment per batch, not per payload
+        # per kind: its payloads' count and latencies, applied to the metrics once per batch
+        sent: dict[str, list[Any]] = {}  # kind -> [payloads, latencies from event_time, from received_at]
         for channel, _, event_time, received_at in batch:
             kind = metrics.channel_kind(channel)
+            gathered = sent.get(kind)
+            if gathered is None:
+                gathered = sent[kind] = [0, [], []]
+            gathered[0] += 1
+            if event_time is not None:
+                gathered[1].append(max(0.0, now - event_time))
+            if received_at is not None:
+                gathered[2].append(max(0.0, now - received_at))
+        for kind, (payloads, since_event, since_received) in sent.items():
             children = self._kind_metrics.get(kind)
             if children is None:
                 children = self._kind_metrics[kind] = (metrics.REDIS_PUBLISHED.labels(kind), metrics.LATENCY.labels(kind),
                                                        metrics.PUBLISH_LATENCY.labels(kind))  # fmt: skip
-            sent[kind] = sent.get(kind, 0) + 1
-            if event_time is not None:
-                children[1].observe(max(0.0, now - event_time))
-            if received_at is not None:
-                children[2].observe(max(0.0, now - received_at))
-        for kind, count in sent.items():
-            self._kind_metrics[kind][0].inc(count)
+            children[0].inc(payloads)
+            observe_all(children[1], since_event)
+            observe_all(children[2], since_received)
 
     async def _set_all(self, items: list[Snapshot]) -> int:
         if not items:

@@ -130,12 +130,18 @@ async def test_a_fetch_folded_per_pdl_ends_with_the_states_and_views_of_one_by_o
     grouped_pdls, single_pdls = ["30000000000301", "30000000000302"], ["30000000000401", "30000000000402"]
     names = dict(zip(single_pdls, grouped_pdls))
     coalesced = metrics.REDIS_COALESCED._value.get()
+    live_counted, battery_counted = _live_outcomes(), _battery_outcomes()
     with clock.pinned(START + timedelta(seconds=30 * STEPS)):
         grouped = meter_readings(grouped_pdls, 1_000)
         await readings.fold_messages(_Consumer(), grouped)  # one fetch: groups of up to GROUP_MAX
         for message in meter_readings(single_pdls, 2_000):  # one reading per fetch: no group
             await readings.fold_messages(_Consumer(), [message])
     coalesced = metrics.REDIS_COALESCED._value.get() - coalesced
+    # each reading's outcome counted once per handler: the fold calls' tallies were applied when
+    # each call ended (stream/tally.py)
+    folded = 2 * len(grouped)
+    assert _live_outcomes() - live_counted == folded
+    assert _battery_outcomes() - battery_counted == folded
 
     # the same state, to the byte
     state_grouped, state_single = buffered(grouped_pdls), renamed(buffered(single_pdls), names)
@@ -161,3 +167,12 @@ async def test_a_fetch_folded_per_pdl_ends_with_the_states_and_views_of_one_by_o
     assert conso_events  # the backwards index: its payload was published, not coalesced away
     dropped = sum(len(b) - len(a) for a, b in by_channel.values())
     assert coalesced == dropped  # every view not published is counted
+
+
+def _live_outcomes() -> float:
+    return sum(metrics.READINGS.labels("live", outcome)._value.get() for outcome in ("applied", "duplicate"))
+
+
+def _battery_outcomes() -> float:
+    return sum(sample.value for metric in battery.READINGS.collect() for sample in metric.samples
+               if sample.name == "linky_battery_readings_total")  # fmt: skip

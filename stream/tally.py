@@ -1,0 +1,99 @@
+"""Prometheus updates of one fold call, applied once when it ends (issue 14).
+
+A reading updates about eight series on its way through the worker (outcome counters of the trust
+check and of each handler, the fold latency, the publish latencies of its payloads). Each
+``Counter.inc`` takes prometheus_client's lock, each ``Histogram.observe`` walks the buckets in
+Python: about 6 % of the worker's CPU at 200 PDLs (py-spy, docs/performance.md). Between
+``begin()`` and ``end()`` (agents/readings.py ``fold_messages``: one call per fetch), ``tally``
+counts them in two dicts and applies the sums when the call ends; outside such a call every update
+goes straight to prometheus_client, as before.
+
+What a scrape sees: the updates of every fold call that ended, so the series are late by at most
+one call (under half a second of a backlog, a few milliseconds at real pace). Totals are the same.
+A histogram's ``_sum`` is added once per call, so its last bits may differ from adding the values
+one by one.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any, Iterable
+
+__all__ = ["Tally", "observe_all", "tally"]
+
+
+class Tally:
+    """Counter increments and histogram observations gathered between ``begin`` and ``end``.
+
+    ``counter`` and ``histogram`` are prometheus_client metrics with their labels resolved (a
+    child, or a metric without labels)."""
+
+    __slots__ = ("_counts", "_observed", "_depth")
+
+    def __init__(self) -> None:
+        self._counts: dict[Any, float] = {}
+        self._observed: dict[Any, list[float]] = {}
+        self._depth = 0
+
+    def inc(self, counter: Any, amount: float = 1) -> None:
+        if self._depth:
+            counts = self._counts
+            counts[counter] = counts.get(counter, 0) + amount
+        else:
+            counter.inc(amount)
+
+    def observe(self, histogram: Any, value: float) -> None:
+        if self._depth:
+            values = self._observed.get(histogram)
+            if values is None:
+                self._observed[histogram] = [value]
+            else:
+                values.append(value)
+        else:
+            histogram.observe(value)
+
+    def begin(self) -> None:
+        self._depth += 1
+
+    def end(self) -> None:
+        """Close the innermost ``begin``; the outermost applies everything gathered."""
+        self._depth = max(0, self._depth - 1)
+        if not self._depth:
+            self.apply()
+
+    def apply(self) -> None:
+        counts, self._counts = self._counts, {}
+        observed, self._observed = self._observed, {}
+        for counter, amount in counts.items():
+            counter.inc(amount)
+        for histogram, values in observed.items():
+            observe_all(histogram, values)
+
+
+def observe_all(histogram: Any, values: Iterable[float]) -> None:
+    """``histogram.observe(v)`` for each of ``values``, with one lock per bucket that changed and
+    one for the sum. Uses prometheus_client's ``Histogram`` internals (``_upper_bounds``,
+    ``_buckets``, ``_sum``; 0.26, pinned), else observes them one by one;
+    tests/unit/test_tally.py compares the exposition with observing one by one."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    summed = 0.0
+    last = len(bounds)
+    for value in values:
+        summed += value
+        i = bisect_left(bounds, value)  # the first bound >= value, as observe's ``value <= bound``
+        if i < last and value <= bounds[i]:  # NaN: no bucket, as observe
+            counts[i] += 1
+    total.inc(summed)
+    for i, count in enumerate(counts):
+        if count:
+            buckets[i].inc(count)
+
+
+tally = Tally()  # the worker's one tally (agents/readings.py opens it around each fold call)
