@@ -115,15 +115,6 @@ def defer_full_collections(enabled: bool) -> None:
         gc.set_threshold(young, middle, NEVER)
 
 
-def collect_young_after(objects: int) -> None:
-    """CPython collects its young generation once ``objects`` more container objects were
-    allocated than freed, instead of 700 (``gc.set_threshold``'s first value; the older
-    generations keep theirs). 0: CPython's."""
-    if objects > 0:
-        _, middle, old = gc.get_threshold()
-        gc.set_threshold(objects, middle, old)
-
-
 def full_collection(freeze: bool = False) -> tuple[float, int]:
     """``gc.collect()`` once: (seconds it took, unreachable objects it found). ``freeze``: then
     ``gc.freeze()``, which moves every object that survived into CPython's permanent generation,

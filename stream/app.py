@@ -33,7 +33,6 @@ from stream.settings import Settings
 settings = Settings.from_env()
 allocator.limit_arenas(settings.malloc_arena_max)  # before RocksDB's threads start (stream/allocator.py)
 allocator.defer_full_collections(settings.gc_full_seconds > 0)  # full collections on a timer (stream/ops.py)
-allocator.collect_young_after(settings.gc_young_threshold)  # fewer young collections (stream/allocator.py)
 decode_cache.DEFAULT_MAX_ENTRIES = settings.decode_cache_entries  # before any table module is imported
 app = create_app(settings)
 readings_topic = app.topic(

@@ -63,7 +63,6 @@ class Settings:
     malloc_arena_max: int = 2  # glibc malloc arenas at most (stream/allocator.py; 0 = glibc's default)
     malloc_trim_seconds: float = 60.0  # give freed heap back to the system this often (0 = never)
     gc_full_seconds: float = 60.0  # Python's full garbage collections on this timer, not when CPython decides (0 = CPython's)
-    gc_young_threshold: int = 20_000  # young generation collected after this many new container objects (0 = CPython's 700)
     gc_freeze: bool = True  # the timer's first full collection freezes the start-up's objects (gc.freeze): later ones skip them
     decode_cache_entries: int = 5_000  # decoded table values kept per cache (stream/decode_cache.py)
     rocksdb_wal: bool = False  # RocksDB write-ahead log of local tables (the changelogs are the durable copy)

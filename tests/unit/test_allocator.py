@@ -74,35 +74,6 @@ def test_full_collections_move_to_the_timer_and_still_find_cycles() -> None:
         gc.set_threshold(*saved)
 
 
-def test_young_collections_come_after_the_threshold_and_still_find_cycles() -> None:
-    """``collect_young_after(n)``: the young generation's threshold only (0 leaves CPython's);
-    a cycle made young is still freed once ``n`` more container objects were allocated."""
-    import gc
-
-    saved = gc.get_threshold()
-    try:
-        allocator.collect_young_after(0)
-        assert gc.get_threshold() == saved
-        allocator.collect_young_after(5_000)
-        assert gc.get_threshold() == (5_000, saved[1], saved[2])
-
-        class Node:
-            pass
-
-        gc.collect()
-        node = Node()
-        node.self = node  # type: ignore[attr-defined]
-        ref = weakref.ref(node)
-        del node
-        kept = [[] for _ in range(1_000)]  # under the threshold: no young collection yet
-        assert ref() is not None
-        kept += [[] for _ in range(5_000)]  # past it: the young generation is collected
-        assert ref() is None
-        del kept
-    finally:
-        gc.set_threshold(*saved)
-
-
 def test_a_full_collection_with_freeze_moves_the_survivors_out_of_every_later_scan() -> None:
     """``full_collection(freeze=True)`` (the worker timer's first run): garbage is collected
     first, and what survives is frozen, so no later collection scans it; a frozen object is still
