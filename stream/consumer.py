@@ -40,6 +40,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from stream.tally import tally
+
 log = logging.getLogger(__name__)
 FETCH_MAX_WAIT_MS = 100  # set from Settings.kafka_fetch_max_wait_ms by stream/factory.py create_app
 FETCH_BATCH_MS = 10  # Settings.kafka_fetch_batch_ms, likewise (0 = never batch)
@@ -222,52 +224,56 @@ class Consumer(faust_aiokafka.Consumer):
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)
                 if not self.should_stop:
-                    batch: list[Any] = []
-                    batch_handler: Any = None
-                    held_back.clear()
-                    async for tp, message in ait:
-                        if tp in held_back:  # fetched again from the seek, in order (``_hold_back``)
-                            continue
-                        num_since_yield += 1
-                        if num_since_yield > yield_every and not batch:
-                            await sleep(0)
-                            num_since_yield = 0
-                        offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            handler = direct.get(message.topic)
-                            if handler is not None and ready is not None and not ready():
-                                held_back[tp] = (offset, r_offset)  # not yet: fetched again (below)
+                    tally.begin()  # the fetch's metric updates, applied once it is handled (stream/tally.py)
+                    try:
+                        batch: list[Any] = []
+                        batch_handler: Any = None
+                        held_back.clear()
+                        async for tp, message in ait:
+                            if tp in held_back:  # fetched again from the seek, in order (``_hold_back``)
                                 continue
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset:
-                                if acks_enabled_for(message.topic):
-                                    await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
-                            if handler is not None:
-                                if batch and handler is not batch_handler:
+                            num_since_yield += 1
+                            if num_since_yield > yield_every and not batch:
+                                await sleep(0)
+                                num_since_yield = 0
+                            offset = message.offset
+                            r_offset = get_read_offset(tp)
+                            if r_offset is None or offset >= r_offset:
+                                handler = direct.get(message.topic)
+                                if handler is not None and ready is not None and not ready():
+                                    held_back[tp] = (offset, r_offset)  # not yet: fetched again (below)
+                                    continue
+                                gap = offset - (r_offset or 0)
+                                if gap > 1 and r_offset:
+                                    if acks_enabled_for(message.topic):
+                                        await self._add_gap(tp, r_offset + 1, offset)
+                                if commit_every is not None and self._n_acked >= commit_every:
+                                    self._n_acked = 0
+                                    await self.commit()
+                                if handler is not None:
+                                    if batch and handler is not batch_handler:
+                                        await deliver(batch_handler, batch)
+                                        batch = []
+                                    batch.append(message)
+                                    batch_handler = handler
+                                    set_read_offset(tp, offset)  # the next record's gap check sees this one
+                                    if len(batch) >= DIRECT_BATCH_MAX:  # a large fetch: in bounded slices
+                                        await deliver(batch_handler, batch)
+                                        batch = []
+                                    continue
+                                if batch:  # what came before this record first
                                     await deliver(batch_handler, batch)
                                     batch = []
-                                batch.append(message)
-                                batch_handler = handler
-                                set_read_offset(tp, offset)  # the next record's gap check sees this one
-                                if len(batch) >= DIRECT_BATCH_MAX:  # a large fetch: in bounded slices
-                                    await deliver(batch_handler, batch)
-                                    batch = []
-                                continue
-                            if batch:  # what came before this record first
-                                await deliver(batch_handler, batch)
-                                batch = []
-                            await self.wait_first(callback(message), self.suspend_flow.wait())
-                            set_read_offset(tp, offset)
-                        else:
-                            self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
-                    if batch:
-                        await deliver(batch_handler, batch)
-                    if held_back:
-                        await self._hold_back(held_back)
+                                await self.wait_first(callback(message), self.suspend_flow.wait())
+                                set_read_offset(tp, offset)
+                            else:
+                                self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
+                        if batch:
+                            await deliver(batch_handler, batch)
+                        if held_back:
+                            await self._hold_back(held_back)
+                    finally:
+                        tally.end()
                     unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

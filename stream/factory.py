@@ -21,6 +21,7 @@ from stream.consumer import Transport
 from stream.kafka_security import client_kwargs, faust_credentials
 from stream.restore import FAILURES, RESTORE_SECONDS, RESTORED, BulkRestore, Record, restore
 from stream.settings import Settings
+from stream.tally import tally
 
 
 class Worker(faust.Worker):
@@ -365,7 +366,8 @@ def cache_partition_children(monitor: Any) -> None:
     (``on_message_in``: ``linky_faust_messages_received_per_topic{topic}`` and the offset in
     ``linky_faust_messages_received_per_topics_partition{topic, partition}``), looking each labelled
     child up again at each call: about 2 % of a worker folding a backlog (py-spy,
-    docs/performance.md). The same metrics, each partition's children looked up once."""
+    docs/performance.md). The same metrics, each partition's children looked up once, updated
+    through stream/tally.py (once per fetch while the consumer folds one)."""
     if not isinstance(monitor, PrometheusMonitor):
         return
     metrics = monitor._metrics
@@ -377,20 +379,20 @@ def cache_partition_children(monitor: Any) -> None:
         child = end_offsets.get(tp)
         if child is None:
             child = end_offsets[tp] = metrics.topic_partition_end_offset.labels(topic=tp.topic, partition=tp.partition)
-        child.set(offset)
+        tally.set(child, offset)
 
     def on_message_in(tp: Any, offset: int, message: Any) -> None:
         Monitor.on_message_in(monitor, tp, offset, message)
-        metrics.messages_received.inc()
-        metrics.active_messages.inc()
+        tally.inc(metrics.messages_received)
+        metrics.active_messages.inc()  # at once: on_message_out (at the flush) decrements it
         children = received.get(tp)
         if children is None:
             children = received[tp] = (
                 metrics.messages_received_per_topics.labels(topic=tp.topic),
                 metrics.messages_received_per_topics_partition.labels(topic=tp.topic, partition=tp.partition),
             )
-        children[0].inc()
-        children[1].set(offset)
+        tally.inc(children[0])
+        tally.set(children[1], offset)
 
     monitor.track_tp_end_offset = track_tp_end_offset
     monitor.on_message_in = on_message_in

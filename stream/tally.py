@@ -23,16 +23,18 @@ __all__ = ["Tally", "observe_all", "tally"]
 
 
 class Tally:
-    """Counter increments and histogram observations gathered between ``begin`` and ``end``.
+    """Counter increments, histogram observations and gauge values gathered between ``begin``
+    and ``end``.
 
-    ``counter`` and ``histogram`` are prometheus_client metrics with their labels resolved (a
-    child, or a metric without labels)."""
+    ``counter``, ``histogram`` and ``gauge`` are prometheus_client metrics with their labels
+    resolved (a child, or a metric without labels); ``inc`` also adds to a gauge."""
 
-    __slots__ = ("_counts", "_observed", "_depth")
+    __slots__ = ("_counts", "_observed", "_latest", "_depth")
 
     def __init__(self) -> None:
         self._counts: dict[Any, float] = {}
         self._observed: dict[Any, list[float]] = {}
+        self._latest: dict[Any, float] = {}
         self._depth = 0
 
     def inc(self, counter: Any, amount: float = 1) -> None:
@@ -52,6 +54,13 @@ class Tally:
         else:
             histogram.observe(value)
 
+    def set(self, gauge: Any, value: float) -> None:
+        """``gauge.set(value)``; inside a call, the last value set wins."""
+        if self._depth:
+            self._latest[gauge] = value
+        else:
+            gauge.set(value)
+
     def begin(self) -> None:
         self._depth += 1
 
@@ -64,8 +73,11 @@ class Tally:
     def apply(self) -> None:
         counts, self._counts = self._counts, {}
         observed, self._observed = self._observed, {}
+        latest, self._latest = self._latest, {}
         for counter, amount in counts.items():
             counter.inc(amount)
+        for gauge, value in latest.items():
+            gauge.set(value)
         for histogram, values in observed.items():
             observe_all(histogram, values)
 

@@ -232,3 +232,23 @@ def test_fetch_and_message_metrics_are_faust_s_with_their_children_looked_up_onc
     assert len(lookups) == 6  # three metrics x two partitions, not one per call (30)
     assert ours.tp_end_offsets == faust_s.tp_end_offsets and ours.messages_received_total == faust_s.messages_received_total == 10
     assert ours.messages_active == faust_s.messages_active == 10
+
+    # inside a fetch the consumer handles (stream/tally.py), the samples move once it ends
+    from stream.tally import tally
+
+    def more(monitor: Any) -> None:
+        for offset in range(5, 8):
+            for tp in tps:
+                monitor.track_tp_end_offset(tp, 100 + offset)
+                monitor.on_message_in(tp, offset, SimpleNamespace(tp=tp, offset=offset))
+
+    more(faust_s)
+    tally.begin()
+    try:
+        more(ours)
+        end_offset = ("linky_faust_topic_partition_end_offset", (("partition", "1"), ("topic", "readings")), 104.0)
+        assert end_offset in samples(registries[1])  # not moved yet
+    finally:
+        tally.end()
+    assert samples(registries[1]) == samples(registries[0])
+    assert ours.tp_end_offsets == faust_s.tp_end_offsets  # faust's own state at once, as before

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from stream.tally import Tally, observe_all
 
@@ -54,6 +54,20 @@ def test_inside_a_call_updates_wait_for_its_end_and_nested_calls_for_the_outermo
     tally.end()  # one end too many: harmless, and the next updates go straight again
     tally.inc(applied)
     assert applied._value.get() == 6
+
+
+def test_a_gauge_set_inside_a_call_takes_its_last_value_at_the_end() -> None:
+    registry = CollectorRegistry()
+    gauge = Gauge("t_offset", "t", ["partition"], registry=registry).labels("0")
+    tally = Tally()
+    tally.begin()
+    for offset in (5, 9, 7):
+        tally.set(gauge, offset)
+    assert gauge._value.get() == 0
+    tally.end()
+    assert gauge._value.get() == 7
+    tally.set(gauge, 11)  # outside a call: at once
+    assert gauge._value.get() == 11
 
 
 def test_observe_all_gives_the_buckets_of_observing_one_by_one() -> None:
