@@ -118,6 +118,7 @@ async def fold_messages(consumer: Any, messages: list[Any]) -> None:
                 hold(consumer, message)
             await _maybe_flush()
             if now() - last_yield >= YIELD_SECONDS:  # the publisher, the flushes, the fetcher
+                tally.apply()  # what a scrape in this turn of the loop sees: the readings folded so far
                 await asyncio.sleep(0)
                 last_yield = now()
     finally:

@@ -1,17 +1,18 @@
 """Prometheus updates of one fold call, applied once when it ends (issue 14).
 
-A reading updates about eight series on its way through the worker (outcome counters of the trust
-check and of each handler, the fold latency, the publish latencies of its payloads). Each
-``Counter.inc`` takes prometheus_client's lock, each ``Histogram.observe`` walks the buckets in
-Python: about 6 % of the worker's CPU at 200 PDLs (py-spy, docs/performance.md). Between
-``begin()`` and ``end()`` (agents/readings.py ``fold_messages``: one call per fetch), ``tally``
-counts them in two dicts and applies the sums when the call ends; outside such a call every update
-goes straight to prometheus_client, as before.
+A reading updates about a dozen series on its way through the worker (faust's per-partition
+sensors, outcome counters of the trust check and of each handler, the fold latency, the publish
+latencies of its payloads). Each ``Counter.inc`` takes prometheus_client's lock, each
+``Histogram.observe`` walks the buckets in Python: about 6 % of the worker's CPU at 200 PDLs
+(py-spy, docs/performance.md). Between ``begin()`` and ``end()`` (stream/consumer.py: one fetch;
+agents/readings.py ``fold_messages``: one call folding its readings), ``tally`` sums them in
+dicts; ``apply()`` adds the sums to the series, at the end and whenever the fold yields to the
+event loop (every 2 ms of folding, ``YIELD_SECONDS``), which is when a scrape can run. Outside
+such a call every update goes straight to prometheus_client, as before.
 
-What a scrape sees: the updates of every fold call that ended, so the series are late by at most
-one call (under half a second of a backlog, a few milliseconds at real pace). Totals are the same.
-A histogram's ``_sum`` is added once per call, so its last bits may differ from adding the values
-one by one.
+What a scrape sees: every reading folded before the fold last yielded, so the series are a few
+milliseconds late at most. Totals are the same. A histogram's ``_sum`` gets one addition per
+apply, so its last bits may differ from adding the values one by one.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Tally:
             self.apply()
 
     def apply(self) -> None:
+        """Add what was gathered to the series now (the call goes on gathering)."""
         counts, self._counts = self._counts, {}
         observed, self._observed = self._observed, {}
         latest, self._latest = self._latest, {}
