@@ -117,16 +117,22 @@ def renamed(data: Any, names: dict[str, str]) -> Any:
     return data
 
 
-async def test_a_fetch_folded_per_pdl_ends_with_the_states_and_views_of_one_by_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def isolated_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write-back buffer and a publish queue of the test's own, dropped after it; nothing is
+    flushed (everything stays in the buffer, compared there)."""
     app.flow_control.resume()  # as a worker's consumer does once partitions are assigned
     monkeypatch.setattr(writeback, "_barrier", None)
-    monkeypatch.setattr(writeback, "due", lambda: False)  # everything stays in the buffer, compared there
-    for name, empty in (("_parts", {}), ("_where", {}), ("_held", 0)):  # a buffer of its own, dropped after
+    monkeypatch.setattr(writeback, "due", lambda: False)
+    for name, empty in (("_parts", {}), ("_where", {}), ("_held", 0)):
         monkeypatch.setattr(writeback, name, empty)
     monkeypatch.setattr(publisher, "_queue", deque())
     monkeypatch.setattr(publisher, "queue_size", 1_000_000)
+
+
+async def test_a_fetch_folded_per_pdl_ends_with_the_states_and_views_of_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    isolated_buffers(monkeypatch)
     grouped_pdls, single_pdls = ["30000000000301", "30000000000302"], ["30000000000401", "30000000000402"]
     names = dict(zip(single_pdls, grouped_pdls))
     coalesced = metrics.REDIS_COALESCED._value.get()
@@ -176,3 +182,29 @@ def _live_outcomes() -> float:
 def _battery_outcomes() -> float:
     return sum(sample.value for metric in battery.READINGS.collect() for sample in metric.samples
                if sample.name == "linky_battery_readings_total")  # fmt: skip
+
+
+async def test_a_scrape_during_a_fold_call_sees_the_readings_folded_so_far(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metric updates gathered by the fold (stream/tally.py) reach the series each time it
+    yields to the event loop, which is when a scrape can run: not only when the call ends."""
+    import asyncio
+
+    isolated_buffers(monkeypatch)
+    monkeypatch.setattr(readings, "YIELD_SECONDS", 0.0)  # yield after every group
+    messages = meter_readings(["30000000000501", "30000000000502"], 3_000)
+    start = _live_outcomes()
+    seen: list[float] = []
+    done = False
+
+    async def scrape() -> None:
+        while not done:
+            seen.append(_live_outcomes() - start)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.ensure_future(scrape())
+    with clock.pinned(START + timedelta(seconds=30 * STEPS)):
+        await readings.fold_messages(_Consumer(), messages)
+    done = True
+    await watcher
+    assert _live_outcomes() - start == len(messages)
+    assert any(0 < n < len(messages) for n in seen), seen  # moved while the call was folding
