@@ -93,7 +93,7 @@ async def fold_messages(consumer: Any, messages: list[Any]) -> None:
     inbound = app.monitor.stream_inbound_time
     now = time.monotonic
     last_yield = now()
-    tally.begin()  # the readings' metric updates, applied once when this call ends (stream/tally.py)
+    tally.begin()  # the readings' metric updates, summed; applied at each yield and at the end (stream/tally.py)
     try:
         for group in by_pdl(messages):
             await acquire()

@@ -224,7 +224,7 @@ class Consumer(faust_aiokafka.Consumer):
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)
                 if not self.should_stop:
-                    tally.begin()  # the fetch's metric updates, applied once it is handled (stream/tally.py)
+                    tally.begin()  # the fetch's metric updates, summed until it is handled (stream/tally.py)
                     try:
                         batch: list[Any] = []
                         batch_handler: Any = None
@@ -234,6 +234,7 @@ class Consumer(faust_aiokafka.Consumer):
                                 continue
                             num_since_yield += 1
                             if num_since_yield > yield_every and not batch:
+                                tally.apply()  # what the agents folded so far (faust's agent path, LINKY_READINGS_DIRECT=false)
                                 await sleep(0)
                                 num_since_yield = 0
                             offset = message.offset
