@@ -234,7 +234,7 @@ class Consumer(faust_aiokafka.Consumer):
                                 continue
                             num_since_yield += 1
                             if num_since_yield > yield_every and not batch:
-                                tally.apply()  # what the agents folded so far (faust's agent path, LINKY_READINGS_DIRECT=false)
+                                tally.apply()  # what faust's agent path folded so far
                                 await sleep(0)
                                 num_since_yield = 0
                             offset = message.offset
