@@ -170,12 +170,14 @@ def today_in_paris(now: datetime | None = None) -> date:
 # --------------------------------------------------------------------------- helpers
 
 
+async def topic_partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    """Partitions of each of ``topics`` that exists (one metadata request)."""
+    described = await admin.describe_topics(topics)
+    return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code") and d.get("partitions")}
+
+
 async def _topic_partitions(admin: AIOKafkaAdminClient, topic: str) -> int:
-    described = await admin.describe_topics([topic])
-    for entry in described:
-        if entry["topic"] == topic and entry["error_code"] == 0:
-            return len(entry["partitions"])
-    return 0
+    return (await topic_partitions(admin, [topic])).get(topic, 0)
 
 
 async def _check_topic(admin: AIOKafkaAdminClient, cfg: Settings, name: str) -> None:

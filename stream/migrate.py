@@ -91,13 +91,14 @@ async def _partition_counts(client: Mapping[str, Any], topics: list[str]) -> dic
     """Partitions of each topic that exists."""
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from stream.contracts import topic_partitions
+
     admin = AIOKafkaAdminClient(**dict(client))
     await admin.start()
     try:
-        described = await admin.describe_topics(topics)
+        return await topic_partitions(admin, topics)
     finally:
         await admin.close()
-    return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code") and d.get("partitions")}
 
 
 async def _read_partition(
