@@ -367,7 +367,7 @@ def cache_partition_children(monitor: Any) -> None:
     ``linky_faust_messages_received_per_topics_partition{topic, partition}``), looking each labelled
     child up again at each call: about 2 % of a worker folding a backlog (py-spy,
     docs/performance.md). The same metrics, each partition's children looked up once, updated
-    through stream/tally.py (once per fetch while the consumer folds one)."""
+    through stream/tally.py (summed while the consumer handles a fetch)."""
     if not isinstance(monitor, PrometheusMonitor):
         return
     metrics = monitor._metrics

@@ -1,4 +1,4 @@
-"""Prometheus updates of one fold call, applied once when it ends (issue 14).
+"""Prometheus updates of the readings, summed while a fetch is folded (issue 14).
 
 A reading updates about a dozen series on its way through the worker (faust's per-partition
 sensors, outcome counters of the trust check and of each handler, the fold latency, the publish
