@@ -6,8 +6,8 @@ so a reading's effects are written atomically; closed day/month rows are records
 (``{pdl}|bd|2026-10-25``, in the same table), written once before the hot value that lists them
 (tables/ledger.py ``to_storage``). Replays after a crash (at-least-once) are skipped by the
 cursor: a reading not newer than the last one changes nothing. Publishes ``linky:{pdl}:battery``
-and ``linky:{pdl}:surplus`` when they change and each alert open/clear on ``linky:{pdl}:alerts`` (agents/alerts.py), with the
-same-name snapshot keys. The rules are in tables/; this file only moves data.
+and ``linky:{pdl}:surplus`` when they change and each alert open/clear on ``linky:{pdl}:alerts``
+(agents/alerts.py), with the same-name snapshot keys. The rules are in tables/; this file only moves data.
 
 Work without readings (month end, meter silence): each stored state schedules the PDL at the
 earliest instant the timer could have work for it (stream/due_index.py); the timer looks only at
